@@ -1,0 +1,72 @@
+"""The ``nasbench`` command.
+
+Each subcommand lives in :mod:`nasbench_harness.commands` as a module with a
+``register(subparsers)`` function. Errors caused by input are
+:class:`~nasbench_harness.errors.NasbenchError` and print as one line on
+stderr with exit code 2 (1 for a table that fails validation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from nasbench_harness import __version__
+from nasbench_harness.errors import NasbenchError
+
+#: Subcommand modules under nasbench_harness.commands, in --help order.
+COMMAND_MODULES = (
+    "space",
+    "table",
+    "query",
+    "build",
+    "merge",
+    "search",
+    "compare",
+    "proxies",
+    "correlate",
+    "import_",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nasbench",
+        description="Tabular NAS benchmarks: build tables, run searches in simulated time, "
+        "score proxies and write comparison reports.",
+    )
+    parser.add_argument("--version", action="version", version=f"nasbench-harness {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"nasbench_harness.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"nasbench_harness.commands.{name}":
+                continue  # subcommand not part of this installation
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        code = args.func(args)
+    except NasbenchError as exc:
+        print(f"nasbench {args.command}: error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
+    except KeyboardInterrupt:
+        print(f"nasbench {args.command}: interrupted; finished work is kept on disk", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return int(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

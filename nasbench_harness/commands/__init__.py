@@ -1,0 +1,1 @@
+"""Subcommands of the ``nasbench`` CLI, one module each (see :mod:`nasbench_harness.cli`)."""

@@ -1,0 +1,41 @@
+"""``nasbench space info``: the search space's size and equivalence classes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nasbench_harness.commands._common import add_json_flag, emit_json
+from nasbench_harness.space import RULES, get_space
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("space", help="describe a search space")
+    sub = parser.add_subparsers(dest="space_command", metavar="SUBCOMMAND", required=True)
+    info = sub.add_parser("info", help="ops, number of archs and of distinct computations")
+    info.add_argument("--space", default="nb201", help="search space name (default: nb201)")
+    add_json_flag(info)
+    info.set_defaults(func=run_info)
+
+
+def run_info(args) -> int:
+    space = get_space(args.space)
+    out = {
+        "space": space.name,
+        "ops": list(space.ops),
+        "n_edges": space.n_edges,
+        "n_archs": space.n_archs,
+        "n_unique": space.n_unique,
+        "n_unique_nb201": space.n_unique_nb201,
+        "n_connected": int(space.connected.sum()),
+        "n_unique_by_rule": {rule: int(np.unique(space.canonical_ids_for(rule)).size) for rule in RULES},
+    }
+    if args.json:
+        emit_json(out)
+    else:
+        print(f"space {out['space']}: {out['n_edges']} edges, ops {', '.join(out['ops'])}")
+        print(f"  {out['n_archs']:,} architectures, {out['n_unique']:,} distinct computations")
+        print(f"  {out['n_unique_nb201']:,} unique under NAS-Bench-201's own string rule")
+        print(f"  {out['n_connected']:,} with a path from input to output")
+        for rule, count in out["n_unique_by_rule"].items():
+            print(f"  rule {rule:<26} {count:>6,} classes  ({RULES[rule]})")
+    return 0
