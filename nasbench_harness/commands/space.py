@@ -27,7 +27,9 @@ def run_info(args) -> int:
         "n_unique": space.n_unique,
         "n_unique_nb201": space.n_unique_nb201,
         "n_connected": int(space.connected.sum()),
-        "n_unique_by_rule": {rule: int(np.unique(space.canonical_ids_for(rule)).size) for rule in RULES},
+        "n_unique_by_rule": {
+            rule: int(np.unique(space.canonical_ids_for(rule)).size) for rule in RULES
+        },
     }
     if args.json:
         emit_json(out)

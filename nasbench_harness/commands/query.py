@@ -1,0 +1,75 @@
+"""``nasbench query``: one entry of a table, with its simulated cost."""
+
+from __future__ import annotations
+
+from nasbench_harness.commands._common import add_json_flag, emit_json
+from nasbench_harness.table import open_table
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "query",
+        help="one metric of one architecture",
+        description="Look up one metric of one architecture. ARCH is an NB201 string "
+        "('|nor_conv_3x3~0|+|...|'), an index, or comma-separated op names.",
+    )
+    parser.add_argument(
+        "args",
+        nargs="+",
+        metavar="[TABLE] ARCH",
+        help="table file (optional: default table) and the architecture",
+    )
+    parser.add_argument("--metric", default="valid_acc", help="metric name (default: valid_acc)")
+    parser.add_argument("--epoch", type=int, default=None, help="epoch (default: the last)")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="training seed (default: mean over seeds)"
+    )
+    add_json_flag(parser)
+    parser.set_defaults(func=run)
+
+
+def parse_arch(text: str):
+    """An arch from the command line: an index, an NB201 string or op names."""
+    text = text.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    if "," in text and "|" not in text:
+        return tuple(part.strip() for part in text.split(","))
+    return text
+
+
+def run(args) -> int:
+    if len(args.args) > 2:
+        raise_usage(args.args)
+    table_path, arch_text = (None, args.args[0]) if len(args.args) == 1 else args.args
+    table = open_table(table_path)
+    arch = parse_arch(arch_text)
+    value = table.query(arch, metric=args.metric, epoch=args.epoch, seed=args.seed)
+    epoch = args.epoch if args.epoch is not None else int(table.epochs[-1])
+    cost = table.cost(arch, epoch=epoch, seed=args.seed)
+    index = table.space.index(arch)
+    out = {
+        "table": str(table.path),
+        "arch": table.space.to_string(index),
+        "index": index,
+        "canonical": int(table.space.canonical(index)),
+        "metric": args.metric,
+        "epoch": epoch,
+        "seed": args.seed if args.seed is not None else "mean",
+        "value": value,
+        "cost_s": cost,
+    }
+    if args.json:
+        emit_json(out)
+    else:
+        print(
+            f"{out['arch']}  {args.metric}@{epoch} (seed {out['seed']}) = {value:.6g}  "
+            f"cost {cost:.3f} s"
+        )
+    return 0
+
+
+def raise_usage(values) -> None:
+    from nasbench_harness.errors import NasbenchError
+
+    raise NasbenchError(f"expected [TABLE] ARCH, got {len(values)} arguments: {values}")
