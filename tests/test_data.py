@@ -1,0 +1,182 @@
+"""Tests for nasbench_harness.data: sizes, determinism, disjoint splits, CIFAR files."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from nasbench_harness.data import DATASETS, Splits, dataset_info, load_dataset
+from nasbench_harness.errors import BuildError, NasbenchError
+
+SMALL = {"train": 300, "valid": 100, "test": 120}
+
+
+def _rows(x: torch.Tensor) -> set[bytes]:
+    return {row.tobytes() for row in x.reshape(len(x), -1).numpy()}
+
+
+@pytest.fixture(scope="module")
+def mnist1d() -> Splits:
+    return load_dataset("mnist1d", seed=0, **SMALL)
+
+
+def test_mnist1d_sizes_types_and_info(mnist1d):
+    assert mnist1d.train_x.shape == (300, 1, 40)
+    assert mnist1d.valid_x.shape == (100, 1, 40)
+    assert mnist1d.test_x.shape == (120, 1, 40)
+    for name in ("train", "valid", "test"):
+        assert getattr(mnist1d, f"{name}_x").dtype == torch.float32
+        assert getattr(mnist1d, f"{name}_y").dtype == torch.int64
+    info = mnist1d.info
+    assert info["name"] == "mnist1d"
+    assert info["splits"] == SMALL
+    assert info["split_seed"] == 0
+    assert info["input_shape"] == [1, 40]
+    assert info["n_classes"] == 10
+    assert "mnist1d" in info["source"]
+    assert json.loads(json.dumps(info)) == info  # provenance-ready
+    assert set(mnist1d.train_y.tolist()) == set(range(10))
+
+
+def test_standardised_with_train_statistics(mnist1d):
+    assert abs(float(mnist1d.train_x.mean())) < 1e-5
+    assert float(mnist1d.train_x.std()) == pytest.approx(1.0, abs=1e-2)
+    assert len(mnist1d.info["standardisation"]["mean"]) == 1
+
+
+def test_same_seed_same_splits(mnist1d):
+    again = load_dataset("mnist1d", seed=0, **SMALL)
+    for name in ("train_x", "train_y", "valid_x", "valid_y", "test_x", "test_y"):
+        assert torch.equal(getattr(mnist1d, name), getattr(again, name))
+
+
+def test_other_seed_other_splits(mnist1d):
+    other = load_dataset("mnist1d", seed=1, **SMALL)
+    assert not torch.equal(mnist1d.train_x, other.train_x)
+    assert other.info["split_seed"] == 1
+
+
+def test_splits_disjoint(mnist1d):
+    train, valid, test = (_rows(getattr(mnist1d, f"{s}_x")) for s in ("train", "valid", "test"))
+    assert len(train) == 300 and len(valid) == 100 and len(test) == 120
+    assert not train & valid and not train & test and not valid & test
+
+
+def test_no_trace_in_global_rngs():
+    np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002
+    torch_state = torch.random.get_rng_state()
+    load_dataset("mnist1d", seed=3, train=50, valid=20, test=30)
+    after = np.random.get_state()  # noqa: NPY002
+    assert np.array_equal(np_state[1], after[1]) and np_state[2] == after[2]
+    assert random.getstate() == py_state
+    assert torch.equal(torch_state, torch.random.get_rng_state())
+
+
+def test_digits():
+    splits = load_dataset("digits", seed=0)
+    assert splits.train_x.shape == (1000, 1, 8, 8)
+    assert sum(splits.info["splits"].values()) == 1797
+    assert splits.info["n_classes"] == 10
+    with pytest.raises(BuildError, match="only 1797"):
+        load_dataset("digits", train=1500, valid=200, test=200)
+
+
+def test_registry_and_info():
+    assert {"mnist1d", "digits", "cifar10", "cifar100"} <= set(DATASETS)
+    info = dataset_info("cifar100")
+    assert info["n_classes"] == 100 and info["input_shape"] == [3, 32, 32]
+    assert info["valid_from"] == "test" and info["needs_root"]
+    assert dataset_info("cifar10")["valid_from"] == "train"
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: load_dataset("imagenet"), "unknown data set"),
+        (lambda: dataset_info("imagenet"), "unknown data set"),
+        (lambda: load_dataset("mnist1d", training=10), "unknown split size"),
+        (lambda: load_dataset("mnist1d", train=0), "positive integer"),
+        (lambda: load_dataset("mnist1d", seed=-1), "split seed"),
+    ],
+)
+def test_bad_input_raises(call, match):
+    with pytest.raises(NasbenchError, match=match):
+        call()
+
+
+# --- CIFAR in the standard python pickle format --------------------------
+
+
+def _write_batch(path, n, label_key, n_classes, seed):
+    rng = np.random.default_rng(seed)
+    batch = {
+        b"batch_label": b"synthetic batch",
+        label_key: rng.integers(0, n_classes, n).tolist(),
+        b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        b"filenames": [f"img_{i}.png".encode() for i in range(n)],
+    }
+    with open(path, "wb") as handle:
+        pickle.dump(batch, handle, protocol=2)
+
+
+@pytest.fixture
+def cifar_root(tmp_path):
+    folder10 = tmp_path / "cifar-10-batches-py"
+    folder10.mkdir()
+    for i in range(1, 6):
+        _write_batch(folder10 / f"data_batch_{i}", 20, b"labels", 10, i)
+    _write_batch(folder10 / "test_batch", 30, b"labels", 10, 6)
+    folder100 = tmp_path / "cifar-100-python"
+    folder100.mkdir()
+    _write_batch(folder100 / "train", 100, b"fine_labels", 100, 7)
+    _write_batch(folder100 / "test", 30, b"fine_labels", 100, 8)
+    return tmp_path
+
+
+def test_cifar10_valid_from_train(cifar_root):
+    splits = load_dataset("cifar10", root=cifar_root, train=60, valid=40, test=30)
+    assert splits.train_x.shape == (60, 3, 32, 32)
+    assert splits.valid_x.shape == (40, 3, 32, 32)
+    assert splits.test_x.shape == (30, 3, 32, 32)
+    assert splits.info["valid_from"] == "train"
+    assert len(splits.info["standardisation"]["mean"]) == 3
+    assert not _rows(splits.train_x) & _rows(splits.valid_x)
+    # the test split is the official test batch (in a seeded order)
+    with open(cifar_root / "cifar-10-batches-py" / "test_batch", "rb") as handle:
+        raw = pickle.load(handle, encoding="bytes")
+    assert sorted(splits.test_y.tolist()) == sorted(raw[b"labels"])
+    again = load_dataset(
+        "cifar10", root=cifar_root / "cifar-10-batches-py", train=60, valid=40, test=30
+    )
+    assert torch.equal(splits.train_x, again.train_x)
+
+
+def test_cifar100_valid_and_test_from_test(cifar_root):
+    splits = load_dataset("cifar100", root=cifar_root, train=100, valid=15, test=15)
+    assert splits.info["n_classes"] == 100
+    assert splits.info["valid_from"] == "test"
+    assert not _rows(splits.valid_x) & _rows(splits.test_x)
+    assert splits.train_y.max() < 100
+    with pytest.raises(BuildError, match="only 30"):
+        load_dataset("cifar100", root=cifar_root, train=100, valid=20, test=20)
+
+
+def test_cifar_missing_directory_names_path_and_fix(tmp_path):
+    with pytest.raises(BuildError) as excinfo:
+        load_dataset("cifar10", root=tmp_path / "nowhere")
+    message = str(excinfo.value)
+    assert "nowhere" in message and "data_batch_1" in message
+    assert "cifar-10-python.tar.gz" in message
+    with pytest.raises(BuildError, match="no root"):
+        load_dataset("cifar100")
+
+
+def test_cifar_corrupt_file(cifar_root):
+    (cifar_root / "cifar-100-python" / "test").write_bytes(b"not a pickle")
+    with pytest.raises(BuildError, match="not a CIFAR python batch"):
+        load_dataset("cifar100", root=cifar_root, train=10, valid=5, test=5)
