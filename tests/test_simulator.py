@@ -1,0 +1,210 @@
+"""Tests of the simulated-time search loop (nasbench_harness/simulator.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from algorithms.base import Algorithm
+from nasbench_harness.errors import BudgetError, QueryError
+from nasbench_harness.simulator import (
+    Proposal,
+    Result,
+    Simulator,
+    incumbent_positions,
+    run_search,
+)
+from nasbench_harness.space import get_space
+
+
+class ArrayTable:
+    """A minimal in-memory table with hand-set arrays (the simulator's needs only)."""
+
+    def __init__(self, n_seeds=2, n_epochs=4, seed=0):
+        self.space = get_space("nb201")
+        n = self.space.n_archs
+        rng = np.random.default_rng(seed)
+        self.seeds = np.arange(n_seeds)
+        self.epochs = np.arange(1, n_epochs + 1)
+        shape = (n, n_seeds, n_epochs)
+        rows = self.space.canonical_ids
+        base = rng.uniform(10, 90, size=n)[rows]
+        curve = np.linspace(0.5, 1.0, n_epochs)
+        noise = rng.normal(0, 1, size=shape)[rows]
+        valid = base[:, None, None] * curve[None, None, :] + noise
+        self._arrays = {
+            "valid_acc": valid.astype(np.float32),
+            "test_acc": (valid + rng.normal(0, 1, size=shape)[rows]).astype(np.float32),
+            "train_acc": (valid + 5).astype(np.float32),
+            "valid_loss": (100 - valid).astype(np.float32) / 50,
+            "train_loss": (100 - valid).astype(np.float32) / 60,
+            "test_loss": (100 - valid).astype(np.float32) / 50,
+            # seed s trains every epoch in (s + 1) seconds: easy cost arithmetic
+            "train_time_s": np.broadcast_to(
+                (np.arange(n_seeds) + 1.0)[None, :, None], shape
+            ).astype(np.float32),
+        }
+
+    def array(self, metric):
+        return self._arrays[metric]
+
+
+class Scripted(Algorithm):
+    """Proposes a fixed list of (arch, epoch) and records what it was told."""
+
+    name = "scripted"
+
+    def __init__(self, *, script=(), seed=None):
+        self.script = script
+        self.seed = seed
+
+    def setup(self, space, fidelities):
+        super().setup(space, fidelities)
+        self.told = []
+        self._next = 0
+
+    def ask(self):
+        arch, epoch = self.script[self._next % len(self.script)]
+        self._next += 1
+        return Proposal(arch=arch, epoch=epoch)
+
+    def tell(self, proposal, result):
+        self.told.append((proposal, result))
+
+
+class RandomArchs(Algorithm):
+    name = "random-archs"
+
+    def ask(self):
+        return Proposal(arch=int(self.rng.integers(self.space.n_archs)))
+
+
+@pytest.fixture(scope="module")
+def table():
+    return ArrayTable()
+
+
+def test_cost_is_recorded_training_time_of_the_drawn_seed(table):
+    algo = Scripted(script=[(5, 2)], seed=0)
+    trace = run_search(table, algo, budget_s=100.0, seed=3)
+    # seed s costs (s + 1) s per epoch; epoch 2 -> 2 (s + 1)
+    np.testing.assert_array_equal(trace.cost_s, 2.0 * (trace.train_seed + 1))
+    np.testing.assert_allclose(trace.time_s, np.cumsum(trace.cost_s))
+    assert set(trace.train_seed.tolist()) == {0, 1}  # both seeds get drawn
+
+
+def test_crossing_query_is_dropped_and_budget_respected():
+    one_seed = ArrayTable(n_seeds=1, n_epochs=4)  # 1 s per epoch
+    algo = Scripted(script=[(7, 4)], seed=0)
+    trace = run_search(one_seed, algo, budget_s=30.0, seed=1)
+    # 7 queries of 4 s fit (28 s); the 8th would finish at 32 s and is dropped
+    assert trace.n_queries == 7
+    assert trace.time_s[-1] == 28.0
+    assert len(algo.told) == 7
+
+
+def test_exact_budget_is_spent_not_crossed(table):
+    # single seed column costs 1 s per epoch when only seed 0 exists
+    one_seed = ArrayTable(n_seeds=1, n_epochs=4)
+    trace = run_search(one_seed, Scripted(script=[(3, 1)]), budget_s=10.0, seed=0)
+    assert trace.n_queries == 10
+    assert trace.time_s[-1] == 10.0
+
+
+def test_result_carries_no_test_metrics(table):
+    fields = {f.name for f in dataclasses.fields(Result)}
+    assert not any("test" in name for name in fields)
+    algo = Scripted(script=[(11, None)], seed=0)
+    run_search(table, algo, budget_s=20.0, seed=0)
+    for _, result in algo.told:
+        assert not any("test" in name for name in vars(result))
+
+
+def test_trace_does_not_depend_on_test_data(table):
+    scrambled = ArrayTable()
+    rng = np.random.default_rng(99)
+    scrambled._arrays["test_acc"] = rng.permutation(table.array("test_acc"))
+    scrambled._arrays["test_loss"] = rng.permutation(table.array("test_loss"))
+    a = run_search(table, RandomArchs(seed=4), budget_s=200.0, seed=4)
+    b = run_search(scrambled, RandomArchs(seed=4), budget_s=200.0, seed=4)
+    for name in ("time_s", "arch", "epoch", "train_seed", "valid_acc", "incumbent"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert not np.array_equal(a.incumbent_test_acc, b.incumbent_test_acc)
+
+
+def test_same_seed_same_trace_and_different_seed_differs(table):
+    a = run_search(table, RandomArchs(seed=1), budget_s=300.0, seed=1)
+    b = run_search(table, RandomArchs(seed=1), budget_s=300.0, seed=1)
+    c = run_search(table, RandomArchs(seed=2), budget_s=300.0, seed=2)
+    for name in ("time_s", "arch", "train_seed", "valid_acc", "regret"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert not np.array_equal(a.arch[:10], c.arch[:10])
+
+
+def test_async_workers_finish_in_time_order_and_use_parallel_time(table):
+    sequential = run_search(table, RandomArchs(seed=0), budget_s=200.0, seed=0, workers=1)
+    parallel = run_search(table, RandomArchs(seed=0), budget_s=200.0, seed=0, workers=4)
+    assert np.all(np.diff(parallel.time_s) >= 0)
+    assert parallel.time_s[-1] <= 200.0
+    # four workers fit more queries into the same simulated time
+    assert parallel.n_queries > 3 * sequential.n_queries
+
+
+def test_async_tells_follow_finish_order():
+    table = ArrayTable(n_seeds=1)
+    # epochs 4, 1, 1, 1 on four workers: the three short ones finish first
+    algo = Scripted(script=[(1, 4), (2, 1), (3, 1), (4, 1)], seed=0)
+    run_search(table, algo, budget_s=4.5, seed=0, workers=4)
+    told_archs = [r.arch for _, r in algo.told]
+    assert told_archs[:3] == [2, 3, 4]
+    assert 1 in told_archs[3:]
+
+
+def test_incumbent_is_best_by_validation_no_lookahead():
+    valid = np.array([50.0, 40.0, 60.0, 60.0, np.nan, 70.0])
+    np.testing.assert_array_equal(incumbent_positions(valid), [0, 0, 2, 2, 2, 5])
+    assert incumbent_positions(np.array([])).size == 0
+    np.testing.assert_array_equal(incumbent_positions(np.array([np.nan, 1.0])), [0, 1])
+
+
+def test_regret_uses_seed_mean_final_test_acc(table):
+    trace = run_search(table, RandomArchs(seed=0), budget_s=100.0, seed=0)
+    rows = table.space.canonical_ids[trace.incumbent]
+    expected = np.nanmean(table.array("test_acc")[rows, :, -1], axis=1)
+    np.testing.assert_allclose(trace.incumbent_test_acc, expected)
+    best = np.nanmax(np.nanmean(table.array("test_acc")[:, :, -1], axis=1))
+    np.testing.assert_allclose(trace.regret, best - expected)
+    assert np.all(trace.regret >= 0)
+
+
+def test_missing_seed_is_never_filled_in():
+    table = ArrayTable(n_seeds=2)
+    table._arrays["train_time_s"] = table.array("train_time_s").copy()
+    row = table.space.canonical_ids[9]
+    table._arrays["train_time_s"][row, 1, :] = np.nan  # seed 1 missing for arch 9
+    trace = run_search(table, Scripted(script=[(9, None)]), budget_s=50.0, seed=0)
+    assert set(trace.train_seed.tolist()) == {0}
+    empty = ArrayTable(n_seeds=2)
+    empty._arrays["train_time_s"] = empty.array("train_time_s").copy()
+    empty._arrays["train_time_s"][row, :, :] = np.nan  # no seed at all
+    with pytest.raises(QueryError, match="no result"):
+        run_search(empty, Scripted(script=[(9, None)]), budget_s=50.0, seed=0)
+
+
+def test_bad_inputs_raise_clear_errors(table):
+    with pytest.raises(BudgetError, match="budget"):
+        Simulator(table, budget_s=0)
+    with pytest.raises(BudgetError, match="workers"):
+        Simulator(table, budget_s=10, workers=0)
+    with pytest.raises(QueryError, match="epoch 9"):
+        run_search(table, Scripted(script=[(1, 9)]), budget_s=10.0)
+
+
+def test_arch_strings_and_tuples_are_accepted(table):
+    space = table.space
+    arch = space.arch(1234)
+    algo = Scripted(script=[(space.to_string(1234), None), (arch, None)])
+    trace = run_search(table, algo, budget_s=30.0, seed=0)
+    assert set(trace.arch.tolist()) == {1234}
