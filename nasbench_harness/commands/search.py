@@ -1,0 +1,185 @@
+"""``nasbench search``: one seeded search run in simulated time, its trace and incumbent."""
+
+from __future__ import annotations
+
+from algorithms.registry import (
+    default_budget,
+    list_algorithms,
+    make_algorithm,
+    parse_param_strings,
+)
+from nasbench_harness.commands._common import add_json_flag, emit_json
+from nasbench_harness.errors import NasbenchError
+from nasbench_harness.simulator import incumbent_positions, run_search
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "search",
+        help="run one search algorithm against a table in simulated time",
+        description=(
+            "Run one seeded search against TABLE (default: the shipped default table) until "
+            "the simulated budget is spent, and print its trace and incumbent (the best "
+            "architecture by validation accuracy, scored by its seed-mean test accuracy and "
+            "regret). The seed seeds both the algorithm and the draw of training seeds. "
+            "Default budget: the time to train 200 typical architectures to the table's last "
+            "epoch (median full training time x 200; algorithms.registry.default_budget). "
+            "`nasbench search --list` lists the algorithms."
+        ),
+    )
+    parser.add_argument(
+        "table",
+        nargs="?",
+        default=None,
+        metavar="TABLE",
+        help="table file (HDF5); default: the shipped default table",
+    )
+    parser.add_argument(
+        "--algorithm",
+        "-a",
+        default=None,
+        metavar="NAME",
+        help="registered name (see --list) or path/to/file.py:ClassName",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the run (default: 0)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        metavar="SEC",
+        help="simulated seconds (default: 200 x the table's median full training time)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="simulated asynchronous workers (default: 1)"
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="algorithm hyperparameter (repeatable); VALUE is read as JSON, else as text",
+    )
+    parser.add_argument("--list", action="store_true", help="list the algorithms and exit")
+    add_json_flag(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.list:
+        algorithms = list_algorithms()
+        if args.json:
+            emit_json({"algorithms": algorithms})
+        else:
+            width = max(len(name) for name in algorithms)
+            for name, description in algorithms.items():
+                print(f"{name:<{width}}  {description}")
+        return 0
+    if not args.algorithm:
+        raise NasbenchError("give --algorithm NAME (see `nasbench search --list`)")
+    from nasbench_harness.table import open_table
+
+    table = open_table(args.table)
+    params = parse_param_strings(args.param)
+    algorithm = make_algorithm(args.algorithm, seed=args.seed, **params)
+    budget_is_default = args.budget is None
+    budget = default_budget(table) if budget_is_default else float(args.budget)
+    trace = run_search(table, algorithm, budget_s=budget, seed=args.seed, workers=args.workers)
+    out = {
+        "table": str(getattr(table, "path", "")),
+        "algorithm": algorithm.name or type(algorithm).__name__,
+        "seed": args.seed,
+        "budget_s": budget,
+        "budget_is_default": budget_is_default,
+        "workers": args.workers,
+        "params": algorithm.get_params(),
+        "incumbent": incumbent_summary(table, trace),
+        "trace": trace.to_dict(),
+    }
+    report = getattr(algorithm, "report", None)
+    if callable(report):
+        out["algorithm_report"] = score_report(table, report())
+    if args.json:
+        emit_json(out)
+    else:
+        print_summary(out, trace)
+    return 0
+
+
+def incumbent_summary(table, trace) -> dict | None:
+    """The final incumbent: arch, seed-mean valid and test accuracy, regret, time found."""
+    if trace.n_queries == 0:
+        return None
+    index = trace.final_incumbent
+    found = int(incumbent_positions(trace.valid_acc)[-1])
+    return {
+        "arch": index,
+        "arch_string": table.space.to_string(index),
+        "valid_acc": float(trace.incumbent_valid_acc[-1]),
+        "test_acc": float(trace.incumbent_test_acc[-1]),
+        "regret": trace.final_regret,
+        "best_test_acc": trace.best_test_acc,
+        "found_at_s": float(trace.time_s[found]),
+    }
+
+
+def score_report(table, report: dict) -> dict:
+    """Add seed-mean valid and test accuracy to the architectures an algorithm reports.
+
+    Done by the harness after the run, from the table; the algorithm never
+    sees test accuracy.
+    """
+
+    def scored(entry: dict) -> dict:
+        entry = dict(entry)
+        arch = entry["arch"]
+        entry["mean_valid_acc"] = table.query(arch, metric="valid_acc")
+        entry["mean_test_acc"] = table.query(arch, metric="test_acc")
+        return entry
+
+    out = dict(report)
+    for key, value in report.items():
+        if isinstance(value, dict) and "arch" in value:
+            out[key] = scored(value)
+        elif (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, dict) and "arch" in v for v in value)
+        ):
+            out[key] = [scored(v) for v in value]
+    return out
+
+
+def print_summary(out: dict, trace) -> None:
+    print(
+        f"{out['algorithm']} (seed {out['seed']}, {out['workers']} worker(s)): "
+        f"{trace.n_queries} queries, {trace.time_s[-1] if trace.n_queries else 0.0:.1f} s "
+        f"of {out['budget_s']:.1f} s simulated"
+        + (" (default budget)" if out["budget_is_default"] else "")
+    )
+    inc = out["incumbent"]
+    if inc is None:
+        print("no query finished within the budget: no incumbent")
+        return
+    print(
+        f"incumbent  {inc['arch_string']}  (index {inc['arch']}, found at {inc['found_at_s']:.1f} s)"
+    )
+    print(
+        f"  seed-mean valid {inc['valid_acc']:.2f}  test {inc['test_acc']:.2f}  "
+        f"regret {inc['regret']:.3f} (table best test {inc['best_test_acc']:.2f})"
+    )
+    report = out.get("algorithm_report")
+    if report and "pareto_front" in report:
+        metric = report.get("hw_metric", "cost")
+        print(f"Pareto front ({len(report['pareto_front'])} archs, valid acc vs {metric}):")
+        for entry in report["pareto_front"]:
+            print(
+                f"  {entry[metric]:>12.4g}  valid {entry['valid_acc']:.2f}  "
+                f"test(mean) {entry['mean_test_acc']:.2f}  {entry['arch_string']}"
+            )
+    elif report and report.get("best_by_reward"):
+        best = report["best_by_reward"]
+        metric = report["hw_metric"]
+        print(
+            f"best by reward  {best['arch_string']}  {metric} {best[metric]:.4g} "
+            f"(target {report['target']:.4g})  test(mean) {best['mean_test_acc']:.2f}"
+        )

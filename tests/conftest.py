@@ -1,0 +1,15 @@
+"""Shared pytest configuration."""
+
+from __future__ import annotations
+
+
+def pytest_addoption(parser):
+    # conformance suite (tests/test_conformance.py): run it over these algorithms only
+    parser.addoption(
+        "--algorithm",
+        action="append",
+        default=[],
+        metavar="NAME_OR_PATH",
+        help="run the algorithm conformance suite over this algorithm only: a registered "
+        "name or path/to/file.py:ClassName (repeatable)",
+    )

@@ -1,0 +1,442 @@
+"""Unit tests of the search algorithms (algorithms/*.py), the registry and `nasbench search`."""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+from pathlib import Path
+
+import conformance
+import numpy as np
+import pytest
+import torch
+
+from algorithms._brackets import rung_epochs
+from algorithms._common import from_op_codes, op_codes
+from algorithms.bananas import Bananas
+from algorithms.bohb import BOHB
+from algorithms.hardware_evolution import HardwareAwareEvolution
+from algorithms.hyperband import Hyperband
+from algorithms.local_search import LocalSearch
+from algorithms.pareto_search import ParetoSearch
+from algorithms.random_search import RandomSearch
+from algorithms.registry import (
+    default_budget,
+    get_algorithm_class,
+    list_algorithms,
+    make_algorithm,
+    parse_param_strings,
+)
+from algorithms.regularized_evolution import RegularizedEvolution
+from algorithms.reinforce import Reinforce
+from algorithms.successive_halving import SuccessiveHalving
+from nasbench_harness.cli import main
+from nasbench_harness.errors import NasbenchError
+from nasbench_harness.simulator import Proposal, Result, run_search
+from nasbench_harness.space import get_space
+from nasbench_harness.table import open_table
+
+FIXTURE = Path(__file__).parent / "data" / "nb201-synthetic-v1.h5"
+EPOCHS = tuple(range(1, 13))
+NAMES = ("random", "rea", "reinforce", "ls", "bananas", "sh", "hb", "bohb", "hw-rea", "hw-pareto")
+
+
+@pytest.fixture(scope="module")
+def space():
+    return get_space("nb201")
+
+
+@pytest.fixture(scope="module")
+def table():
+    return open_table(FIXTURE)
+
+
+def result(arch, valid, epoch=12):
+    return Result(
+        arch=int(arch),
+        epoch=epoch,
+        train_acc=valid,
+        train_loss=0.0,
+        valid_acc=valid,
+        valid_loss=0.0,
+        cost_s=1.0,
+        finished_at_s=0.0,
+    )
+
+
+def landscape(space, seed=0):
+    """An additive score per (edge, op): a smooth landscape with one global optimum."""
+    weights = np.random.default_rng(seed).normal(size=(space.n_edges, len(space.ops)))
+    codes = op_codes(space, np.arange(space.n_archs))
+    return weights[np.arange(space.n_edges), codes].sum(axis=1)
+
+
+def drive(algorithm, values, n, epoch_value=None):
+    """Run ask/tell sequentially n times against ``values[arch]``; return the proposals."""
+    proposals = []
+    for _ in range(n):
+        proposal = algorithm.ask()
+        proposals.append(proposal)
+        epoch = proposal.epoch or 12
+        value = float(values[proposal.arch]) if epoch_value is None else epoch_value(proposal)
+        algorithm.tell(proposal, result(proposal.arch, value, epoch))
+    return proposals
+
+
+# -- the registry ---------------------------------------------------------------------
+
+
+def test_every_algorithm_is_registered_with_a_description():
+    listed = list_algorithms()
+    assert set(NAMES) <= set(listed)
+    assert all(description and "\n" not in description for description in listed.values())
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(NasbenchError, match="unknown algorithm 'nope'.*rea"):
+        get_algorithm_class("nope")
+
+
+def test_user_file_by_path_and_class(tmp_path):
+    path = tmp_path / "my_search.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            from algorithms.base import Algorithm, Proposal
+
+            class MySearch(Algorithm):
+                name = "my-search"
+
+                def __init__(self, *, step=1, seed=None):
+                    self.step = step
+                    self.seed = seed
+
+                def ask(self):
+                    return Proposal(arch=int(self.rng.integers(self.space.n_archs)))
+            """
+        )
+    )
+    cls = get_algorithm_class(f"{path}:MySearch")
+    assert cls.__name__ == "MySearch"
+    assert get_algorithm_class(str(path)) is cls  # the only algorithm in the file
+    assert make_algorithm(f"{path}:MySearch", seed=1, step=2).get_params() == {"step": 2, "seed": 1}
+    conformance.check_constructor_stores_arguments(cls)
+    with pytest.raises(NasbenchError, match="no class 'Other'.*MySearch"):
+        get_algorithm_class(f"{path}:Other")
+    with pytest.raises(NasbenchError, match="does not exist"):
+        get_algorithm_class(str(tmp_path / "missing.py") + ":X")
+
+
+def test_make_algorithm_rejects_unknown_hyperparameters():
+    algorithm = make_algorithm("rea", seed=4, population_size=20)
+    assert algorithm.get_params() == {"population_size": 20, "sample_size": 3, "seed": 4}
+    with pytest.raises(NasbenchError, match="unknown hyperparameter.*pop_size.*population_size"):
+        make_algorithm("rea", seed=0, pop_size=20)
+
+
+def test_parse_param_strings():
+    assert parse_param_strings(["a=3", "b=0.5", "c=its", "d=[1, 2]", "e=null"]) == {
+        "a": 3,
+        "b": 0.5,
+        "c": "its",
+        "d": [1, 2],
+        "e": None,
+    }
+    with pytest.raises(NasbenchError, match="key=value"):
+        parse_param_strings(["novalue"])
+
+
+def test_default_budget_is_200_median_full_trainings(table):
+    rows = np.unique(table.space.canonical_ids)
+    full = np.asarray(table.array("train_time_s"), dtype=np.float64)[rows].sum(axis=2)
+    expected = 200 * np.median(full.mean(axis=1))
+    assert default_budget(table) == pytest.approx(expected)
+    assert default_budget(table, 10) == pytest.approx(expected / 20)
+
+
+def test_hyperparameters_are_validated_in_setup_not_in_the_constructor(space):
+    algorithm = RegularizedEvolution(population_size=3, sample_size=5)  # stored as given
+    with pytest.raises(NasbenchError, match="sample_size=5"):
+        algorithm.setup(space, EPOCHS)
+    with pytest.raises(NasbenchError, match="acquisition='ei'"):
+        Bananas(acquisition="ei").setup(space, EPOCHS)
+    with pytest.raises(NasbenchError, match="eta=1"):
+        Hyperband(eta=1).setup(space, EPOCHS)
+    with pytest.raises(NasbenchError, match="min_epoch=0"):
+        SuccessiveHalving(min_epoch=0).setup(space, EPOCHS)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_different_seeds_give_different_searches(table, name):
+    budget = conformance.check_budget(table)
+    a = run_search(table, make_algorithm(name, seed=1), budget_s=budget, seed=1)
+    b = run_search(table, make_algorithm(name, seed=2), budget_s=budget, seed=2)
+    assert not np.array_equal(a.arch[:20], b.arch[:20])
+
+
+# -- single algorithms --------------------------------------------------------------------
+
+
+def test_op_codes_round_trip(space):
+    indices = np.array([0, 1, 777, 15624])
+    codes = op_codes(space, indices)
+    for index, row in zip(indices, codes):
+        assert tuple(space.ops[c] for c in row) == space.arch(int(index))
+    np.testing.assert_array_equal(from_op_codes(space, codes), indices)
+
+
+def test_random_search_is_uniform_at_full_fidelity(space):
+    algorithm = RandomSearch(seed=0)
+    algorithm.setup(space, EPOCHS)
+    proposals = [algorithm.ask() for _ in range(5000)]
+    assert all(p.epoch is None for p in proposals)
+    edge0 = op_codes(space, [p.arch for p in proposals])[:, 0]
+    counts = np.bincount(edge0, minlength=5)
+    assert counts.min() > 900 and counts.max() < 1100
+
+
+def test_regularized_evolution_mutates_tournament_winners(space):
+    values = landscape(space)
+    algorithm = RegularizedEvolution(population_size=10, sample_size=3, seed=0)
+    algorithm.setup(space, EPOCHS)
+    drive(algorithm, values, 10)
+    population = [arch for arch, _ in algorithm._population]
+    for _ in range(50):
+        proposal = algorithm.ask()
+        # a child differs from a current member in exactly one edge
+        diffs = (op_codes(space, proposal.arch) != op_codes(space, population)).sum(axis=1)
+        assert 1 in diffs
+        algorithm.tell(proposal, result(proposal.arch, values[proposal.arch]))
+        population = [arch for arch, _ in algorithm._population]
+        assert len(population) == 10  # the oldest left
+
+
+def test_reinforce_adam_matches_torch_and_learns(space):
+    algorithm = Reinforce(seed=0)
+    algorithm.setup(space, EPOCHS)
+    assert np.abs(algorithm.logits).max() < 1e-2  # 1e-3 * N(0, 1)
+    logits = torch.tensor(algorithm.logits, requires_grad=True)
+    optimizer = torch.optim.Adam([logits], lr=0.01)
+    rng = np.random.default_rng(1)
+    num = den = 0.0
+    for _ in range(30):
+        arch = int(rng.integers(space.n_archs))
+        reward = float(rng.uniform(50, 90))
+        algorithm.tell(Proposal(arch=arch), result(arch, reward))
+        num, den = 0.9 * num + 0.1 * reward, 0.9 * den + 0.1
+        ops = torch.as_tensor(op_codes(space, arch)[0])
+        log_p = torch.log_softmax(logits, dim=1)[torch.arange(6), ops].sum()
+        optimizer.zero_grad()
+        (-log_p * (reward - num / den)).backward()
+        optimizer.step()
+    np.testing.assert_allclose(algorithm.logits, logits.detach().numpy(), rtol=1e-6, atol=1e-9)
+
+    # the policy concentrates on the ops of a good landscape
+    values = landscape(space, seed=3)
+    learner = Reinforce(seed=0, learning_rate=0.1)
+    learner.setup(space, EPOCHS)
+    drive(learner, 50 + 10 * values, 400)
+    best = op_codes(space, int(np.argmax(values)))[0]
+    p = learner.probabilities()
+    assert p[np.arange(6), best].mean() > 0.5
+
+
+def test_local_search_moves_at_first_improvement_and_restarts(space):
+    values = landscape(space, seed=1)
+    algorithm = LocalSearch(n_init=10, seed=0)
+    algorithm.setup(space, EPOCHS)
+    drive(algorithm, values, 10)
+    start = max(((a, values[a]) for a, _ in algorithm._start_results), key=lambda t: t[1])[0]
+    proposal = algorithm.ask()
+    assert proposal.arch in space.neighbours(start)
+    center = start
+    for _ in range(300):
+        value = values[proposal.arch]
+        was_neighbour = proposal.arch in space.neighbours(center)
+        algorithm.tell(proposal, result(proposal.arch, value))
+        if was_neighbour and value > values[center]:
+            assert algorithm._center[0] == proposal.arch  # moved at the first improvement
+            center = proposal.arch
+        proposal = algorithm.ask()
+        if algorithm._center is None:  # restarted: only at a local optimum
+            assert all(values[n] <= values[center] for n in space.neighbours(center))
+            break
+    else:
+        pytest.fail("local search never reached a local optimum")
+    # the additive landscape has one local optimum: the global one (ties aside)
+    assert values[center] == pytest.approx(values.max())
+
+
+def test_local_search_never_queries_an_arch_twice(table):
+    trace = run_search(table, LocalSearch(seed=0), budget_s=default_budget(table), seed=0)
+    canonical = table.space.canonical_ids[trace.arch[10:]]
+    assert len(set(canonical.tolist())) == canonical.size
+
+
+def test_bananas_queries_mutants_of_the_best_and_restores_threads(space):
+    values = landscape(space, seed=2)
+    threads = torch.get_num_threads()
+    algorithm = Bananas(seed=0, n_epochs=20)
+    algorithm.setup(space, EPOCHS)
+    init = drive(algorithm, values, 10)
+    best = sorted((p.arch for p in init), key=lambda a: -values[a])[:2]
+    batch = [algorithm.ask() for _ in range(10)]
+    assert torch.get_num_threads() == threads
+    neighbours = set(space.neighbours(best[0])) | set(space.neighbours(best[1]))
+    assert sum(p.arch in neighbours for p in batch) >= 8
+    canon = [int(space.canonical_ids[p.arch]) for p in init + batch]
+    assert len(set(canon)) == len(canon)
+
+
+def test_bananas_ucb_runs(table):
+    trace = run_search(
+        table, Bananas(seed=0, acquisition="ucb", n_epochs=10), budget_s=2000.0, seed=0
+    )
+    assert trace.n_queries > 20
+
+
+def test_rung_epochs_for_12_and_200_epochs():
+    assert rung_epochs(EPOCHS, 3, 2, 12, 1) == [1, 4, 12]
+    assert rung_epochs(tuple(range(1, 201)), 3, 4, 200, 1) == [2, 7, 22, 67, 200]
+
+
+def test_successive_halving_promotes_the_best_third(space):
+    values = landscape(space, seed=4)
+    algorithm = SuccessiveHalving(seed=0)
+    algorithm.setup(space, EPOCHS)
+    proposals = drive(algorithm, values, 13)
+    assert [p.epoch for p in proposals] == [1] * 9 + [4] * 3 + [12]
+    first = [p.arch for p in proposals[:9]]
+    top3 = sorted(first, key=lambda a: -values[a])[:3]
+    assert [p.arch for p in proposals[9:12]] == top3
+    assert proposals[12].arch == top3[0]
+    assert algorithm.ask().epoch == 1  # the next bracket
+
+
+def test_hyperband_cycles_its_brackets(space):
+    values = landscape(space, seed=5)
+    algorithm = Hyperband(seed=0)
+    algorithm.setup(space, EPOCHS)
+    proposals = drive(algorithm, values, 13 + 6 + 3)
+    assert [p.epoch for p in proposals] == [1] * 9 + [4] * 3 + [12] + [4] * 5 + [12] + [12] * 3
+
+
+def test_multi_fidelity_with_workers_tracks_pending_jobs(table):
+    trace = run_search(table, Hyperband(seed=0), budget_s=3000.0, seed=0, workers=8)
+    assert set(trace.epoch.tolist()) == {1, 4, 12}
+
+
+def test_bohb_density_is_normalised_and_model_guides_sampling(space):
+    values = landscape(space, seed=6)
+    algorithm = BOHB(seed=0)
+    algorithm.setup(space, EPOCHS)
+    rng = np.random.default_rng(0)
+    archs = rng.integers(space.n_archs, size=40)
+    for arch in archs:
+        algorithm._observe(int(arch), 1, float(values[arch]))
+    good, good_bw, bad, bad_bw = algorithm._model()
+    assert len(good) == 7 and len(bad) == 33  # max(min_points, 15 %) good
+    density = algorithm._density(op_codes(space, np.arange(space.n_archs)), good, good_bw)
+    assert density.sum() == pytest.approx(1.0)
+    # draws from the model are better than uniform ones on average
+    guided = BOHB(seed=1, random_fraction=0.0)
+    guided.setup(space, EPOCHS)
+    for arch in archs:
+        guided._observe(int(arch), 1, float(values[arch]))
+    bracket = type("B", (), {"archs": []})()
+    picks = [guided._sample_new(bracket) for _ in range(50)]
+    assert values[picks].mean() > values.mean() + 1.0
+
+
+def test_bohb_without_a_model_samples_uniformly(space):
+    algorithm = BOHB(seed=0)
+    algorithm.setup(space, EPOCHS)
+    assert algorithm._model() is None
+    proposals = drive(algorithm, landscape(space), 5)
+    assert all(p.epoch == 1 for p in proposals)
+
+
+def test_hardware_evolution_reward_and_report(space, table):
+    algorithm = HardwareAwareEvolution(hw_metric="flops", target=2.0, seed=0)
+    costs = {"flops": np.full(space.n_archs, 4.0)}
+    costs["flops"][0] = 1.0
+    algorithm.setup(space, EPOCHS, arch_metrics=costs)
+    assert algorithm.reward(0, 90.0) == 90.0  # below target: w = 0
+    assert algorithm.reward(1, 90.0) == pytest.approx(90.0 * 2.0**-0.07)
+    assert algorithm.reward(1, math.nan) == -math.inf
+    with pytest.raises(NasbenchError, match="needs the table's per-architecture latency_ms"):
+        HardwareAwareEvolution().setup(space, EPOCHS)
+    with pytest.raises(NasbenchError, match="hw_metric='energy'"):
+        HardwareAwareEvolution(hw_metric="energy").setup(space, EPOCHS, arch_metrics=costs)
+
+    hw = HardwareAwareEvolution(seed=0)
+    run_search(table, hw, budget_s=default_budget(table, 50), seed=0)
+    latency = np.asarray(table.array("latency_ms"))[table.space.canonical_ids]
+    assert hw._target == pytest.approx(np.median(latency[np.unique(table.space.canonical_ids)]))
+    best = hw.report()["best_by_reward"]
+    assert best["arch_string"] == table.space.to_string(best["arch"])
+
+
+def test_pareto_search_front_is_non_dominated_and_sorted(table):
+    algorithm = ParetoSearch(seed=0)
+    trace = run_search(table, algorithm, budget_s=default_budget(table, 50), seed=0)
+    front = algorithm.pareto_front()
+    assert len(front) >= 2
+    costs = [m["latency_ms"] for m in front]
+    accs = [m["valid_acc"] for m in front]
+    assert costs == sorted(costs)
+    assert all(a < b for a, b in zip(accs, accs[1:]))  # cheaper members are less accurate
+    # no told result dominates a front member
+    latency = np.asarray(table.array("latency_ms"))[table.space.canonical_ids]
+    for member in front:
+        dominated = (trace.valid_acc >= member["valid_acc"]) & (
+            latency[trace.arch] <= member["latency_ms"]
+        )
+        strictly = (trace.valid_acc > member["valid_acc"]) | (
+            latency[trace.arch] < member["latency_ms"]
+        )
+        assert not np.any(dominated & strictly)
+
+
+# -- `nasbench search` --------------------------------------------------------------------
+
+
+def test_cli_search_json(capsys):
+    code = main(
+        ["search", str(FIXTURE), "--algorithm", "rea", "--seed", "3", "--budget", "3000", "--json"]
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["algorithm"] == "rea" and out["seed"] == 3 and out["budget_s"] == 3000
+    assert out["trace"]["n_queries"] == len(out["trace"]["arch"]) > 0
+    inc = out["incumbent"]
+    assert inc["arch"] == out["trace"]["incumbent"][-1]
+    assert inc["regret"] == pytest.approx(inc["best_test_acc"] - inc["test_acc"])
+
+
+def test_cli_search_default_budget_params_and_report(capsys, table):
+    argv = ["search", str(FIXTURE), "-a", "hw-pareto", "--param", "n_init=5", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["budget_is_default"] and out["budget_s"] == pytest.approx(default_budget(table))
+    assert out["params"]["n_init"] == 5
+    front = out["algorithm_report"]["pareto_front"]
+    assert front and {"mean_valid_acc", "mean_test_acc", "latency_ms"} <= set(front[0])
+
+
+def test_cli_search_list_and_human_summary(capsys):
+    assert main(["search", "--list", "--json"]) == 0
+    assert set(NAMES) <= set(json.loads(capsys.readouterr().out)["algorithms"])
+    assert main(["search", "--list"]) == 0
+    assert "bananas" in capsys.readouterr().out
+    assert main(["search", str(FIXTURE), "-a", "ls", "--budget", "2000", "--workers", "2"]) == 0
+    assert "incumbent" in capsys.readouterr().out
+
+
+def test_cli_search_errors_are_one_line(capsys):
+    assert main(["search", str(FIXTURE), "--algorithm", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown algorithm 'nope'" in err and err.count("\n") == 1
+    assert main(["search", str(FIXTURE), "-a", "rea", "--param", "sample_size=99"]) == 2
+    assert "sample_size=99" in capsys.readouterr().err
