@@ -1,0 +1,196 @@
+"""End-to-end tests of `nasbench compare` (nasbench_harness/compare.py) on the fixture table."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nasbench_harness import stats
+from nasbench_harness.cli import main
+from nasbench_harness.compare import (
+    CompareConfig,
+    RunRecord,
+    compare,
+    execute_run,
+    make_plan,
+    parse_budget,
+)
+from nasbench_harness.errors import NasbenchError
+
+FIXTURE = Path(__file__).resolve().parent / "data" / "nb201-synthetic-v1.h5"
+
+pytestmark = pytest.mark.skipif(not FIXTURE.is_file(), reason="fixture table missing")
+
+
+def small_config(out, **changes) -> CompareConfig:
+    base = dict(
+        tables=(str(FIXTURE),),
+        algorithms=("random", "rea"),
+        runs=5,
+        budgets=("x1",),
+        jobs=1,
+        out=str(out),
+    )
+    base.update(changes)
+    return CompareConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory):
+    """One compare of 2 algorithms x 5 seeds x 1 budget, through 2 worker processes."""
+    out = tmp_path_factory.mktemp("compare") / "out"
+    result = compare(small_config(out, jobs=2), progress=False)
+    return result
+
+
+def test_compare_writes_every_file(first):
+    assert first.n_runs == 10 and first.n_done == 10 and first.n_skipped == 0
+    for path in (first.report_html, first.report_md, first.results_csv, first.summary_json):
+        assert path.is_file() and path.stat().st_size > 0
+    runs = list((first.out / "runs").glob("*.jsonl"))
+    assert len(runs) == 1 and len(runs[0].read_text().splitlines()) == 10
+    assert first.headlines and "paired seeds" in first.headlines[0]
+
+
+def test_summary_numbers_agree_with_the_csv(first):
+    summary = json.loads(first.summary_json.read_text())
+    frame = pd.read_csv(first.results_csv)
+    assert len(frame) == 10
+    assert list(frame.columns[:8]) == [
+        "task",
+        "table",
+        "table_checksum",
+        "budget",
+        "budget_s",
+        "workers",
+        "algorithm",
+        "seed",
+    ]
+    (task,) = summary["tasks"]
+    for name in ("random", "rea"):
+        rows = frame[frame["algorithm"] == name]
+        assert rows["seed"].tolist() == [0, 1, 2, 3, 4]
+        algo = task["algorithms"][name]
+        assert algo["n_runs"] == 5
+        assert algo["final_regret"]["mean"] == pytest.approx(rows["final_regret"].mean())
+        assert algo["final_regret"]["median"] == pytest.approx(rows["final_regret"].median())
+        assert algo["auc"]["mean"] == pytest.approx(rows["auc"].mean())
+        assert algo["n_queries_median"] == pytest.approx(rows["n_queries"].median())
+        # incumbent strings and accuracies are the table's
+        assert rows["final_incumbent"].str.startswith("|").all()
+        assert (rows["incumbent_test_acc"] <= task["best_test_acc"] + 1e-9).all()
+        np.testing.assert_allclose(
+            rows["final_regret"], task["best_test_acc"] - rows["incumbent_test_acc"], atol=1e-9
+        )
+    (test,) = task["pairwise"]["final_regret"]
+    r = frame.pivot(index="seed", columns="algorithm", values="final_regret")
+    _, p, effect, n = stats.paired_wilcoxon(r["random"], r["rea"])
+    assert (test["p_value"], test["effect_size"], test["n"]) == pytest.approx((p, effect, n))
+    assert summary["provenance"]["seeds"] == [0, 1, 2, 3, 4]
+    assert summary["provenance"]["tables"][0]["synthetic"] is True
+
+
+def test_second_run_skips_everything_and_gives_identical_numbers(first):
+    before = {p: (first.out / p).read_bytes() for p in ("summary.json", "results.csv")}
+    again = compare(small_config(first.out), progress=False)
+    assert again.n_done == 0 and again.n_skipped == 10
+    for name, data in before.items():
+        assert (first.out / name).read_bytes() == data, name
+
+
+def test_interrupted_compare_resumes_only_missing_runs(first, tmp_path):
+    out = tmp_path / "resumed"
+    shutil.copytree(first.out, out)
+    (runs,) = (out / "runs").glob("*.jsonl")
+    lines = runs.read_text().splitlines(keepends=True)
+    # 6 finished runs, then a line torn by the interruption
+    runs.write_text("".join(lines[:6]) + lines[6][: len(lines[6]) // 2])
+    resumed = compare(small_config(out), progress=False)
+    assert resumed.n_skipped == 6 and resumed.n_done == 4
+    assert len(runs.read_text().splitlines()) == 10
+    for name in ("summary.json", "results.csv"):
+        assert (out / name).read_bytes() == (first.out / name).read_bytes(), name
+
+
+def test_changed_hyperparameters_are_new_runs(first, tmp_path):
+    out = tmp_path / "params"
+    shutil.copytree(first.out, out)
+    result = compare(small_config(out, params={"rea": {"population_size": 20}}), progress=False)
+    assert result.n_done == 5 and result.n_skipped == 5  # random reused, rea run again
+    summary = json.loads(result.summary_json.read_text())
+    assert summary["provenance"]["algorithms"]["rea"]["population_size"] == 20
+
+
+def test_stored_step_function_reproduces_the_trace():
+    from algorithms.registry import make_algorithm
+    from nasbench_harness.simulator import run_search
+    from nasbench_harness.table import open_table
+
+    plan = make_plan(small_config("unused", algorithms=("rea",), runs=1))
+    spec = plan.specs()[0]
+    record = execute_run(spec, plan.tables[0])
+    assert RunRecord.from_json(record.to_json()) == record
+    trace = run_search(
+        plan.tables[0], make_algorithm("rea", seed=0), budget_s=spec.task.budget_s, seed=0
+    )
+    # the change points alone give back the regret after every query
+    np.testing.assert_array_equal(
+        stats.step_values(record.time_s, record.regret, trace.time_s), trace.regret
+    )
+    assert record.n_queries == trace.n_queries
+    assert record.final_regret == trace.final_regret
+    assert open_table(FIXTURE).checksum == spec.task.table_checksum
+
+
+def test_cli_json_and_defaults(first, capsys):
+    code = main(
+        [
+            "compare",
+            "--table",
+            str(FIXTURE),
+            "--algorithms",
+            "random,rea",
+            "--runs",
+            "5",
+            "--budgets",
+            "x1",
+            "--jobs",
+            "1",
+            "--out",
+            str(first.out),
+            "--json",
+        ]
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_runs"] == 10 and out["n_resumed"] == 10 and out["n_executed"] == 0
+    assert Path(out["report_html"]).is_file()
+
+
+def test_budget_parsing():
+    assert parse_budget("x0.25") == ("x0.25", None)
+    assert parse_budget("3600") == ("3600 s", 3600.0)
+    for bad in ("x0", "-5", "soon", "xx1"):
+        with pytest.raises(NasbenchError, match="budget"):
+            parse_budget(bad)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--budgets", "later"], "budget"),
+        (["--algorithms", "no-such-algo"], "unknown algorithm"),
+        (["--runs", "0"], "--runs"),
+        (["--param", "rea=1"], "ALGO:KEY=VALUE"),
+    ],
+)
+def test_cli_bad_input_is_one_line_error(tmp_path, capsys, args, message):
+    code = main(["compare", "--table", str(FIXTURE), "--out", str(tmp_path / "x"), *args])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
