@@ -1,0 +1,321 @@
+"""Score every distinct architecture of a table with training-free proxies.
+
+One *proxy seed* ``k`` fixes both the minibatch (``batch_size`` examples
+drawn without replacement from the table's training split) and the
+initialisation; within a seed every architecture sees the same batch and the
+same initialisation seed, so scores are comparable across architectures, and
+the spread over seeds measures the proxy's own noise. One model is built per
+(arch, seed) and shared by the proxies: none changes the weights (synflow and
+zen work on copies, the others only set ``.grad``, which each one resets, and
+batch-norm running statistics, which train-mode forwards do not read), so the
+scores do not depend on which proxies run or in which order (tested).
+
+Only representatives (``/archs/canonical``) are scored; isomorphic archs get
+their representative's row when stored (:func:`~nasbench_harness.table.store_proxy`).
+
+Finished scores are appended, one JSON line each, to a side file
+``<table>.proxies.jsonl`` next to the table, so an interrupted run resumes
+where it stopped; lines from a run with other settings (recipe, batch size,
+table provenance, code version) are ignored. A proxy that raises
+(out-of-memory included: batches are never split) or returns a non-finite
+value is recorded as NaN, with its error, and counted in ``n_failures``.
+``params`` and ``flops`` do not depend on the seed; they are stored per seed
+like the others (identical columns).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nasbench_harness.errors import NasbenchError
+from nasbench_harness.proxies.zero_cost import compute_proxy, get_proxy
+
+__all__ = ["ScoreConfig", "proxy_seed_generators", "score_arch", "score_table", "side_file"]
+
+
+def side_file(table_path: str | os.PathLike) -> Path:
+    """The resume file of ``table_path``: ``<table>.proxies.jsonl`` in the same folder."""
+    p = Path(table_path)
+    return p.with_name(p.name + ".proxies.jsonl")
+
+
+def _seed_states(seed: int) -> list[int]:
+    states = np.random.SeedSequence([0x5EED, int(seed)]).generate_state(3, dtype=np.uint64)
+    return [int(s) for s in states]
+
+
+def proxy_seed_generators(seed: int) -> tuple[torch.Generator, torch.Generator, torch.Generator]:
+    """Independent CPU generators (init, batch, proxy-internal draws) of proxy seed ``seed``."""
+    return tuple(torch.Generator().manual_seed(s) for s in _seed_states(seed))  # type: ignore[return-value]
+
+
+class ScoreConfig:
+    """Everything a worker needs to score an arch: recipe skeleton, data and batch size."""
+
+    def __init__(self, recipe: Any, batch_size: int, table_provenance: Any = None) -> None:
+        self.recipe = recipe
+        self.batch_size = int(batch_size)
+        self.table_provenance = table_provenance
+
+    def fingerprint(self) -> str:
+        """Hash of what the scores depend on: recipe, batch size, the table and the code version."""
+        from nasbench_harness import __version__
+
+        text = json.dumps(
+            {
+                "recipe": self.recipe.to_dict(),
+                "batch_size": self.batch_size,
+                "table": self.table_provenance,
+                "code_version": __version__,
+            },
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _load(config: ScoreConfig) -> Any:
+    key = config.fingerprint()
+    if _WORKER.get("key") != key:
+        _WORKER["key"] = key
+        _WORKER["splits"] = config.recipe.load_splits()
+    return _WORKER["splits"]
+
+
+def _batch(splits: Any, batch_size: int, generator: torch.Generator):
+    n = splits.train_x.shape[0]
+    if batch_size > n:
+        raise NasbenchError(
+            f"batch size {batch_size} exceeds the training split ({n} examples); "
+            "give a smaller --batch-size"
+        )
+    idx = torch.randperm(n, generator=generator)[:batch_size]
+    return splits.train_x[idx], splits.train_y[idx]
+
+
+def score_arch(
+    arch: int, seed: int, proxies: Sequence[str], config: ScoreConfig, splits: Any = None
+) -> list[dict[str, Any]]:
+    """Score one arch at one proxy seed with every proxy; one record per proxy.
+
+    Records: ``{"arch", "seed", "proxy", "score" (None for NaN), "error"}``.
+    """
+    from nasbench_harness.models import build_model
+
+    splits = splits if splits is not None else _load(config)
+    recipe = config.recipe
+    _, batch_gen, _ = proxy_seed_generators(seed)
+    batch = _batch(splits, config.batch_size, batch_gen)
+    n_classes = int(splits.info.get("n_classes", int(splits.train_y.max()) + 1))
+    records = []
+    model, build_error = None, None
+    init_gen, _, draw_gen = proxy_seed_generators(seed)
+    try:
+        model = build_model(
+            int(arch),
+            input_shape=tuple(splits.train_x.shape[1:]),
+            n_classes=n_classes,
+            channels=recipe.channels,
+            cells_per_stage=recipe.cells_per_stage,
+            reduction=recipe.reduction,
+            generator=init_gen,
+        )
+    except (RuntimeError, ValueError, NasbenchError) as exc:
+        build_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    for name in proxies:
+        # every proxy gets the same draw generator state, whatever ran before it
+        draw_gen.manual_seed(_seed_states(seed)[2])
+        error = build_error
+        value = math.nan
+        if model is not None:
+            try:
+                value = compute_proxy(name, model, batch, {"generator": draw_gen})
+                if math.isnan(value):
+                    error = "non-finite value"
+            except (RuntimeError, ValueError, ArithmeticError, NasbenchError) as exc:
+                value = math.nan
+                error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        records.append(
+            {
+                "arch": int(arch),
+                "seed": int(seed),
+                "proxy": name,
+                "score": None if math.isnan(value) else value,
+                "error": error,
+            }
+        )
+    return records
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def _worker_task(args) -> list[dict[str, Any]]:
+    return score_arch(*args)
+
+
+def _read_side(path: Path, fingerprint: str) -> dict[tuple[str, int, int], dict]:
+    done: dict[tuple[str, int, int], dict] = {}
+    if not path.exists():
+        return done
+    with path.open() as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by an interruption
+            if rec.get("config") == fingerprint:
+                done[(rec["proxy"], int(rec["seed"]), int(rec["arch"]))] = rec
+    return done
+
+
+def score_table(
+    table_path: str | os.PathLike,
+    proxies: Sequence[str],
+    *,
+    seeds: int = 3,
+    workers: int = 1,
+    limit: int | None = None,
+    recipe: Any = None,
+    batch_size: int | None = None,
+    progress: bool = True,
+    store: bool = True,
+) -> dict[str, Any]:
+    """Score the table's distinct archs with ``proxies`` at proxy seeds ``0..seeds-1`` and store them.
+
+    Parameters
+    ----------
+    table_path
+        A v1 table; its provenance recipe gives the data and the skeleton
+        unless ``recipe`` is given.
+    proxies
+        Registered proxy names.
+    seeds
+        Proxy seeds K (one column each in the table).
+    workers
+        Worker processes (1: in this process).
+    limit
+        Score only the first ``limit`` representatives in index order (a
+        trial run; they are mostly disconnected cells). Scores already in the
+        side file are stored too; the rest stay NaN and are counted as
+        ``n_unscored`` (not failures).
+    recipe
+        A :class:`~nasbench_harness.train.Recipe` overriding the table's.
+    batch_size
+        Examples per batch (default: the recipe's training batch size).
+    store
+        Write the scores into the table with ``store_proxy``.
+
+    Returns
+    -------
+    dict
+        Per proxy: ``n_scored``, ``n_failures``, ``n_unscored``, ``errors`` (a few).
+    """
+    from nasbench_harness.table import open_table, store_proxy
+    from nasbench_harness.train import Recipe
+
+    names = list(dict.fromkeys(proxies))
+    if not names:
+        raise NasbenchError("no proxies given: pass --proxies NAME[,NAME...]")
+    specs = {n: get_proxy(n) for n in names}
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise NasbenchError(f"seeds={seeds!r}: give the number of proxy seeds, >= 1")
+    table = open_table(table_path)
+    if recipe is None:
+        raw = table.provenance.get("recipe")
+        try:
+            recipe = Recipe.from_dict(raw)
+        except (NasbenchError, TypeError) as exc:
+            raise NasbenchError(
+                f"{table_path}: the provenance recipe is not a training recipe ({exc}); "
+                "pass --recipe-json with one (e.g. a synthetic table has none)"
+            ) from exc
+    config = ScoreConfig(recipe, batch_size or recipe.batch_size, table.provenance)
+    reps = np.unique(np.asarray(table.canonical))
+    todo_reps = reps if limit is None else reps[: max(0, int(limit))]
+    seed_list = list(range(seeds))
+    side = side_file(table_path)
+    fp = config.fingerprint()
+    done = _read_side(side, fp)
+    tasks = []
+    for arch in todo_reps:
+        for s in seed_list:
+            missing = [n for n in names if (n, s, int(arch)) not in done]
+            if missing:
+                tasks.append((int(arch), s, missing, config))
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(tasks), desc="proxies", unit="arch-seed")
+    with side.open("a") as out:
+
+        def record(recs: list[dict]) -> None:
+            for rec in recs:
+                rec["config"] = fp
+                done[(rec["proxy"], rec["seed"], rec["arch"])] = rec
+                out.write(json.dumps(rec) + "\n")
+            out.flush()
+            if bar is not None:
+                bar.update(1)
+
+        if workers <= 1 or len(tasks) <= 1:
+            splits = _load(config)
+            for arch, s, missing, cfg in tasks:
+                record(score_arch(arch, s, missing, cfg, splits))
+        else:
+            with cf.ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
+                futures = [pool.submit(_worker_task, t) for t in tasks]
+                for fut in cf.as_completed(futures):
+                    record(fut.result())
+    if bar is not None:
+        bar.close()
+
+    summary: dict[str, Any] = {}
+    for name in names:
+        scores = np.full((table.n_archs, seeds), np.nan)
+        n_fail, n_unscored, errors = 0, 0, []
+        for arch in reps:  # every finished score, also from earlier runs with a larger --limit
+            for s in seed_list:
+                rec = done.get((name, s, int(arch)))
+                if rec is None:
+                    n_unscored += 1
+                elif rec["score"] is not None:
+                    scores[int(arch), s] = rec["score"]
+                else:
+                    n_fail += 1
+                    if rec.get("error") and len(errors) < 5:
+                        errors.append(f"arch {int(arch)} seed {s}: {rec['error']}")
+        attrs = {
+            "definition": specs[name].definition,
+            "seeds": seed_list,
+            "n_failures": n_fail,
+            "n_unscored": n_unscored,
+            "batch_size": config.batch_size,
+            "batch_source": "training split of the recipe, drawn without replacement per seed",
+            "recipe": recipe.to_dict(),
+        }
+        if store:
+            store_proxy(table_path, name, scores, attrs)
+        summary[name] = {
+            "n_scored": int(reps.size * seeds - n_fail - n_unscored),
+            "n_failures": n_fail,
+            "n_unscored": n_unscored,
+            "errors": errors,
+        }
+    return summary

@@ -1,0 +1,368 @@
+"""Training-free proxies: closed-form values on tiny networks, determinism, NaN, CLI end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as sps
+from torch import nn
+
+from nasbench_harness.models import build_model, count_flops, count_params
+from nasbench_harness.proxies import (
+    PROXIES,
+    ProxyError,
+    compute_proxy,
+    get_proxy,
+    naswot_kernel,
+)
+from nasbench_harness.proxies.score import ScoreConfig, score_arch
+from nasbench_harness.train import Recipe
+
+torch.set_num_threads(1)
+
+DATA = Path(__file__).parent / "data" / "nb201-synthetic-v1.h5"
+ALL = (
+    "grad_norm snip grasp fisher synflow jacob_cov naswot zen zico l2_norm plain params flops"
+).split()
+TINY_RECIPE = {"train_size": 64, "valid_size": 32, "test_size": 32, "batch_size": 16}
+
+
+def _linear_net(seed=0, bn=False):
+    gen = torch.Generator().manual_seed(seed)
+    layers = [nn.Linear(3, 4, bias=False)]
+    if bn:
+        layers.append(nn.BatchNorm1d(4))
+    layers += [nn.ReLU(), nn.Linear(4, 2, bias=False)]
+    net = nn.Sequential(*layers).double()
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen, dtype=torch.float64))
+    return net
+
+
+def _single_layer(seed=0):
+    net = nn.Sequential(nn.Linear(3, 2, bias=False)).double()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        net[0].weight.copy_(torch.randn((2, 3), generator=gen, dtype=torch.float64))
+    return net
+
+
+def _batch(n=5, d=3, classes=2, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, classes, (n,), generator=gen)
+    return x, y
+
+
+def _manual_grads(net, x, y):
+    """Cross-entropy gradients of the Linear-ReLU-Linear net, by hand (numpy)."""
+    w1 = net[0].weight.detach().numpy()
+    w2 = net[-1].weight.detach().numpy()
+    xn, yn = x.numpy(), y.numpy()
+    h = xn @ w1.T
+    a = np.maximum(h, 0)
+    z = a @ w2.T
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    dz = (p - np.eye(z.shape[1])[yn]) / len(yn)
+    dw2 = dz.T @ a
+    dh = (dz @ w2) * (h > 0)
+    dw1 = dh.T @ xn
+    return (w1, dw1), (w2, dw2)
+
+
+def test_registry_has_every_proxy_with_a_definition():
+    for name in ALL:
+        spec = get_proxy(name)
+        assert spec.definition and len(spec.definition) > 30
+    assert set(ALL) <= set(PROXIES)
+    with pytest.raises(ProxyError, match="unknown proxy"):
+        get_proxy("nope")
+
+
+def test_gradient_proxies_match_manual_gradients():
+    net = _linear_net()
+    x, y = _batch()
+    (w1, g1), (w2, g2) = _manual_grads(net, x, y)
+    snip = np.abs(w1 * g1).sum() + np.abs(w2 * g2).sum()
+    plain = (w1 * g1).sum() + (w2 * g2).sum()
+    gnorm = np.linalg.norm(g1) + np.linalg.norm(g2)
+    assert compute_proxy("snip", _linear_net(), (x, y)) == pytest.approx(snip, rel=1e-10)
+    assert compute_proxy("plain", _linear_net(), (x, y)) == pytest.approx(plain, rel=1e-10)
+    assert compute_proxy("grad_norm", _linear_net(), (x, y)) == pytest.approx(gnorm, rel=1e-10)
+
+
+def test_l2_norm_and_params():
+    net = _linear_net()
+    expected = float(net[0].weight.detach().norm() + net[-1].weight.detach().norm())
+    assert compute_proxy("l2_norm", net, _batch()) == pytest.approx(expected)
+    assert compute_proxy("params", net, _batch()) == 12 + 8
+
+
+def test_synflow_closed_form_and_bn_bypass():
+    net = _linear_net()
+    a1 = net[0].weight.detach().abs().numpy()
+    a2 = net[-1].weight.detach().abs().numpy()
+    # d(sum out)/dW1[j,k] = colsum(|W2|)[j] (all-ones input); d/dW2[i,j] = rowsum(|W1|)[j]
+    expected = (a1 * a2.sum(0)[:, None]).sum() + (a2 * a1.sum(1)[None, :]).sum()
+    # a bias-free ReLU net with abs weights is linear: each layer contributes 1^T|W2||W1|1
+    assert expected == pytest.approx(2 * a2.sum(0) @ a1.sum(1))
+    x, y = _batch()
+    assert compute_proxy("synflow", net, (x, y)) == pytest.approx(expected, rel=1e-12)
+    # batch norm is bypassed, and the model itself is left unchanged
+    bn_net = _linear_net(bn=True)
+    before = [p.clone() for p in bn_net.parameters()]
+    assert compute_proxy("synflow", bn_net, (x.float(), y)) == pytest.approx(expected, rel=1e-12)
+    assert all(torch.equal(a, b) for a, b in zip(before, bn_net.parameters()))
+
+
+def test_fisher_single_layer_closed_form():
+    net = _single_layer()
+    x, y = _batch()
+    a = (x @ net[0].weight.T).detach().numpy()
+    p = np.exp(a - a.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    g = (p - np.eye(2)[y.numpy()]) / len(y)
+    expected = 0.5 * ((a * g) ** 2).mean(0).sum()
+    assert compute_proxy("fisher", net, (x, y)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_grasp_matches_explicit_hessian():
+    net = _single_layer()
+    x, y = _batch()
+    w0 = net[0].weight.detach().clone()
+
+    def loss(flat):
+        return nn.functional.cross_entropy(x @ flat.view(2, 3).T, y)
+
+    flat = w0.flatten().requires_grad_(True)
+    (g,) = torch.autograd.grad(loss(flat), flat)
+    hess = torch.autograd.functional.hessian(loss, w0.flatten())
+    expected = float(-(w0.flatten() * (hess @ g)).sum())
+    assert compute_proxy("grasp", net, (x, y)) == pytest.approx(expected, rel=1e-8)
+
+
+def test_zico_two_halves_closed_form():
+    net = _single_layer()
+    x, y = _batch(n=6)
+    grads = []
+    for sl in (slice(0, 3), slice(3, 6)):
+        net.zero_grad()
+        nn.functional.cross_entropy(net(x[sl]), y[sl]).backward()
+        grads.append(net[0].weight.grad.detach().numpy().copy())
+    g = np.stack(grads)
+    std = g.std(0)
+    nz = std != 0
+    expected = math.log((np.abs(g).mean(0)[nz] / std[nz]).sum())
+    assert compute_proxy("zico", net, (x, y)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_jacob_cov_closed_form_and_nan():
+    class Half(nn.Module):  # f(x) = sum(x^2)/2, so the Jacobian of example n is x_n
+        def forward(self, x):
+            return 0.5 * (x * x).sum(1, keepdim=True)
+
+    x, y = _batch(n=4, d=6)
+    v = np.linalg.eigvalsh(np.corrcoef(x.numpy()))
+    expected = -np.sum(np.log(v + 1e-5) + 1 / (v + 1e-5))
+    assert compute_proxy("jacob_cov", Half(), (x, y)) == pytest.approx(expected, rel=1e-8)
+
+    class Const(nn.Module):  # output independent of the input: constant Jacobian
+        def forward(self, x):
+            return 0.0 * x.sum(1, keepdim=True)
+
+    assert math.isnan(compute_proxy("jacob_cov", Const(), (x, y)))
+
+
+def test_naswot_kernel_on_known_relu_codes():
+    codes = np.array([[1, 0, 1, 1], [0, 0, 1, 0], [1, 1, 1, 1]], dtype=float)
+    x = torch.tensor(np.where(codes > 0, 1.0, -1.0))
+    net = nn.Sequential(nn.ReLU(), nn.Identity())
+    kernel = naswot_kernel(net, x).numpy()
+    hamming = (codes[:, None, :] != codes[None, :, :]).sum(2)
+    expected = codes.shape[1] - hamming  # K_ij = units - Hamming distance
+    np.testing.assert_array_equal(kernel, expected)
+    _, logdet = np.linalg.slogdet(expected)
+    assert compute_proxy("naswot", net, (x, None)) == pytest.approx(logdet)
+    # two ReLUs add their kernels
+    net2 = nn.Sequential(nn.ReLU(), nn.ReLU())
+    np.testing.assert_array_equal(naswot_kernel(net2, x).numpy(), 2 * expected)
+
+
+def test_naswot_singular_kernel_is_nan():
+    x = torch.tensor([[1.0, -1.0], [1.0, -1.0]])  # identical codes: K singular
+    assert math.isnan(compute_proxy("naswot", nn.Sequential(nn.ReLU()), (x, None)))
+
+
+def _network(arch, seed=0):
+    return build_model(
+        arch,
+        input_shape=(1, 12),
+        n_classes=3,
+        channels=4,
+        cells_per_stage=1,
+        reduction="light",
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def _net_batch():
+    gen = torch.Generator().manual_seed(5)
+    return torch.randn(8, 1, 12, generator=gen), torch.randint(0, 3, (8,), generator=gen)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_proxy_is_deterministic_on_a_network(name):
+    arch = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
+    batch = _net_batch()
+    values = [
+        compute_proxy(name, _network(arch), batch, {"generator": torch.Generator().manual_seed(7)})
+        for _ in range(2)
+    ]
+    assert math.isfinite(values[0])
+    assert values[0] == values[1]
+
+
+def test_flops_and_params_match_models():
+    arch = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
+    net = _network(arch)
+    assert compute_proxy("flops", net, _net_batch()) == count_flops(net, (1, 12))
+    assert compute_proxy("params", net, _net_batch()) == count_params(net)
+
+
+def test_disconnected_cell_gives_nan_not_a_sentinel():
+    arch = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    cfg = {"generator": torch.Generator().manual_seed(0)}
+    for name in ("naswot", "jacob_cov", "zen"):
+        assert math.isnan(compute_proxy(name, _network(arch), _net_batch(), cfg))
+
+
+def test_zen_needs_a_generator():
+    with pytest.raises(ProxyError, match="generator"):
+        compute_proxy("zen", _network(15624), _net_batch())
+
+
+def test_score_arch_deterministic_and_leaves_global_rng_alone():
+    recipe = Recipe(**TINY_RECIPE, channels=4, cells_per_stage=1)
+    config = ScoreConfig(recipe, 16)
+    splits = recipe.load_splits()
+    state = torch.random.get_rng_state()
+    a = score_arch(1234, 0, ["snip", "zen", "naswot"], config, splits)
+    b = score_arch(1234, 0, ["snip", "zen", "naswot"], config, splits)
+    c = score_arch(1234, 1, ["snip", "zen", "naswot"], config, splits)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert a == b
+    assert [r["score"] for r in a] != [r["score"] for r in c]
+
+
+def test_cli_proxies_and_correlate_end_to_end(tmp_path, capsys):
+    from nasbench_harness.cli import main
+    from nasbench_harness.table import open_table
+
+    path = tmp_path / "t.h5"
+    shutil.copy(DATA, path)
+    recipe = json.dumps({**TINY_RECIPE, "channels": 4, "cells_per_stage": 1})
+    # a synthetic table has no training recipe: a clear error, exit code 2
+    assert main(["proxies", str(path), "--proxies", "snip", "--no-progress"]) == 2
+    assert "--recipe-json" in capsys.readouterr().err
+    argv = ["proxies", str(path), "--proxies", "snip,naswot", "--seeds", "2", "--limit", "3"]
+    argv += ["--recipe-json", recipe, "--no-progress", "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)["proxies"]
+    side = path.with_name(path.name + ".proxies.jsonl")
+    n_lines = len(side.read_text().splitlines())
+    assert n_lines == 3 * 2 * 2
+    table = open_table(path)
+    assert set(table.proxy_names) == {"snip", "naswot"}
+    snip = table.array("proxy/snip")
+    assert snip.shape == (table.n_archs, 2)
+    reps = np.unique(table.canonical)[:3]
+    assert np.isfinite(snip[reps]).all()
+    # naswot on the first (disconnected) archs fails: NaN, counted, never a sentinel
+    naswot = table.array("proxy/naswot")
+    n_nan = int(np.isnan(naswot[reps]).sum())
+    assert table.proxy_attrs["naswot"]["n_failures"] == n_nan == summary["naswot"]["n_failures"]
+    # isomorphic archs share their representative's row
+    np.testing.assert_array_equal(snip, snip[table.canonical])
+    # a second run resumes: nothing recomputed
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert len(side.read_text().splitlines()) == n_lines
+
+    assert main(["correlate", str(path), "--json", "--resamples", "10"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"snip", "naswot", "valid_acc@1", f"valid_acc@{table.n_epochs}"} <= set(out["proxies"])
+    assert {"valid_acc", "test_acc"} <= set(out["noise_ceiling"])
+    # the low-fidelity row agrees with scipy on the table's own data
+    all_reps = np.unique(table.canonical)
+    truth = np.nanmean(table.array("test_acc")[all_reps, :, -1], axis=1)
+    score = np.nanmean(table.array("valid_acc")[all_reps, :, 0], axis=1)
+    block = out["proxies"]["valid_acc@1"]["test_acc"]["all"]["seed_mean"]
+    assert block["spearman_rho"]["estimate"] == pytest.approx(sps.spearmanr(truth, score)[0])
+    assert block["kendall_tau_b"]["estimate"] == pytest.approx(sps.kendalltau(truth, score)[0])
+    per_seed = out["proxies"]["snip"]["test_acc"]["all"]["per_seed"]
+    assert len(per_seed["values"]) == 2
+
+
+def test_score_arch_does_not_depend_on_proxy_order():
+    recipe = Recipe(**TINY_RECIPE, channels=4, cells_per_stage=1)
+    config = ScoreConfig(recipe, 16)
+    splits = recipe.load_splits()
+    together = score_arch(4321, 2, ALL, config, splits)
+    alone = [score_arch(4321, 2, [n], config, splits)[0] for n in reversed(ALL)][::-1]
+    assert together == alone
+
+
+def test_pow3_extrapolation_recovers_an_exact_curve():
+    from nasbench_harness.commands.correlate import POW3_ALPHAS, pow3_extrapolate
+
+    e = np.arange(1, 13, dtype=float)
+    alpha = POW3_ALPHAS[20]
+    curves = np.stack([90 - 40 * e**-alpha, 70 - 10 * e**-alpha])
+    curves_nan = curves.copy()
+    curves_nan[1, 1] = np.nan
+    pred = pow3_extrapolate(curves_nan, 4, 12)
+    assert pred[0] == pytest.approx(curves[0, -1], rel=1e-9)
+    assert math.isnan(pred[1])
+
+
+def test_smaller_limit_keeps_earlier_scores(tmp_path, capsys):
+    from nasbench_harness.cli import main
+    from nasbench_harness.table import open_table
+
+    path = tmp_path / "t.h5"
+    shutil.copy(DATA, path)
+    recipe = json.dumps({**TINY_RECIPE, "channels": 4, "cells_per_stage": 1})
+    base = ["proxies", str(path), "--proxies", "params", "--seeds", "1", "--no-progress"]
+    assert main([*base, "--limit", "3", "--recipe-json", recipe]) == 0
+    assert main([*base, "--limit", "1", "--recipe-json", recipe]) == 0
+    capsys.readouterr()
+    table = open_table(path)
+    reps = np.unique(table.canonical)
+    assert np.isfinite(table.array("proxy/params")[reps[:3]]).all()
+    assert table.proxy_attrs["params"]["n_unscored"] == reps.size - 3
+    assert table.proxy_attrs["params"]["n_failures"] == 0
+
+
+def test_workers_give_the_same_scores(tmp_path):
+    from nasbench_harness.proxies.score import score_table
+    from nasbench_harness.table import open_table
+
+    recipe = Recipe(**TINY_RECIPE, channels=4, cells_per_stage=1)
+    out = {}
+    for workers in (1, 2):
+        path = tmp_path / f"w{workers}.h5"
+        shutil.copy(DATA, path)
+        score_table(
+            path, ["snip"], seeds=2, workers=workers, limit=40, recipe=recipe, progress=False
+        )
+        out[workers] = open_table(path).array("proxy/snip")
+    np.testing.assert_array_equal(out[1], out[2])
