@@ -1,0 +1,181 @@
+"""Merge the rows of a build (directories, part files, row files) into one validated table."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nasbench_harness.build.plan import (
+    SETTINGS_FILE,
+    Task,
+    arch_order,
+    plan_tasks,
+    read_build_dir_settings,
+)
+from nasbench_harness.build.store import CURVES, RowIndex, build_files, read_rows
+from nasbench_harness.errors import BuildError
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What :func:`merge` wrote and what the table lacks.
+
+    ``missing`` are planned (arch, seed) rows with no result (a partial
+    build); ``problems`` are what :func:`~nasbench_harness.table.validate_table`
+    found in the written table.
+    """
+
+    path: Path
+    n_rows: int
+    n_expected: int
+    n_duplicates: int
+    missing: tuple[Task, ...]
+    problems: tuple[str, ...]
+    provenance: dict
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+
+def _collect(inputs: Sequence[str | os.PathLike]) -> RowIndex:
+    if not inputs:
+        raise BuildError("nothing to merge: give build directories or part files")
+    index = RowIndex()
+    for item in map(Path, inputs):
+        if item.is_dir():
+            settings = read_build_dir_settings(item)
+            files = build_files(item)
+            if settings is None and not files:
+                raise BuildError(
+                    f"{item}: not a build directory (no {SETTINGS_FILE}, no part or row files); "
+                    "give the --out directory of `nasbench build` or its part files"
+                )
+            if settings is not None:
+                if index.settings is None:
+                    index.settings, index.first_source = settings, str(item / SETTINGS_FILE)
+                elif settings.fingerprint != index.settings.fingerprint:
+                    raise BuildError(
+                        f"{item / SETTINGS_FILE} is another build than {index.first_source}; "
+                        "merge the directories of one build only"
+                    )
+            index.add_paths(files)
+        elif item.is_file():
+            index.add_file(read_rows(item))
+        else:
+            raise BuildError(
+                f"{item}: no such directory or file; give build directories or part files"
+            )
+    if not index.rows:
+        raise BuildError(
+            f"no finished rows in {', '.join(map(str, inputs))}: run `nasbench build` first"
+        )
+    return index
+
+
+def _joined(values: set[str]) -> str:
+    return ", ".join(sorted(values))
+
+
+def _iso(unix_time: float) -> str:
+    stamp = datetime.datetime.fromtimestamp(unix_time, datetime.timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge(inputs: Sequence[str | os.PathLike], out_path: str | os.PathLike) -> MergeResult:
+    """Merge the rows of one build into the table ``out_path`` and validate it.
+
+    Rows are de-duplicated by (arch, seed) (copies must agree); each canonical
+    arch's row stands for all its isomorphic archs; what was not trained is
+    NaN. The table is written even when rows are missing: the result lists
+    them, and the caller decides whether a partial table is acceptable.
+    """
+    from nasbench_harness.space import get_space
+    from nasbench_harness.table import validate_table, write_table
+
+    index = _collect(inputs)
+    settings = index.settings
+    if settings is None:  # pragma: no cover - _collect only returns with rows, hence settings
+        raise BuildError("no build settings found in the inputs")
+    space = get_space(settings.space)
+    seeds = list(settings.seeds)
+    seed_position = {seed: i for i, seed in enumerate(seeds)}
+    n_archs, n_seeds, n_epochs = space.n_archs, len(seeds), settings.epochs
+    canonical = np.asarray(space.canonical_ids)
+    shape = (n_archs, n_seeds, n_epochs)
+    metrics = {name: np.full(shape, np.nan, dtype=np.float32) for name in CURVES}
+    params = np.full(n_archs, np.nan)
+    flops = np.full(n_archs, np.nan)
+    latencies: dict[int, list[float]] = {}
+    for task, row in sorted(index.rows.items(), key=lambda item: (item[0].seed, item[0].arch)):
+        if not 0 <= task.arch < n_archs or canonical[task.arch] != task.arch:
+            raise BuildError(
+                f"{index.sources[task]}: arch {task.arch} is not a canonical arch of "
+                f"{settings.space}; the file was not written by `nasbench build`: remove it"
+            )
+        if task.seed not in seed_position:
+            raise BuildError(
+                f"{index.sources[task]}: seed {task.seed} is not among the build's seeds "
+                f"{seeds}; remove the file"
+            )
+        for name in CURVES:
+            metrics[name][task.arch, seed_position[task.seed]] = row.curves[name]
+        params[task.arch], flops[task.arch] = row.params, row.flops
+        latencies.setdefault(task.arch, []).append(row.latency_ms)
+    latency = np.full(n_archs, np.nan)
+    for arch, values in latencies.items():
+        latency[arch] = float(np.median(values))
+
+    rows = list(index.rows.values())
+    dataset = dict(index.dataset_info or {})
+    provenance = {
+        "space": settings.space,
+        "dataset": dataset,
+        "recipe": dict(settings.recipe),
+        "seeds": seeds,
+        "epochs": n_epochs,
+        "code_version": _joined({r.code_version for r in rows}),
+        "device": _joined({r.device for r in rows}),
+        "build_time_s": float(sum(r.wall_time_s for r in rows)),
+        "synthetic": settings.trainer == "fake",
+        "n_rows": len(rows),
+        "hosts": sorted({r.hostname for r in rows}),
+        "torch_versions": sorted({r.torch_version for r in rows}),
+        "build": {
+            "fingerprint": settings.fingerprint,
+            "limit": settings.limit,
+            "order_seed": settings.order_seed,
+            "trainer": settings.trainer,
+            "n_unique_archs": len({r.arch for r in rows}),
+            "started": _iso(min(r.start_time for r in rows)),
+            "finished": _iso(max(r.end_time for r in rows)),
+        },
+    }
+    expected = plan_tasks(settings)
+    missing = tuple(t for t in expected if t not in index.rows)
+    provenance["build"]["n_missing_rows"] = len(missing)
+    if settings.limit is not None:  # a sample: archs outside it are NaN by design
+        provenance["build"]["planned_archs"] = sorted(int(a) for a in arch_order(settings))
+    path = write_table(
+        out_path,
+        space=space,
+        metrics=metrics,
+        arch_metrics={"params": params, "flops": flops, "latency_ms": latency},
+        seeds=seeds,
+        provenance=provenance,
+    )
+    problems = tuple(validate_table(path))
+    return MergeResult(
+        path=path,
+        n_rows=len(rows),
+        n_expected=len(expected),
+        n_duplicates=index.n_duplicates,
+        missing=missing,
+        problems=problems,
+        provenance=provenance,
+    )

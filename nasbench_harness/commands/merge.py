@@ -1,0 +1,83 @@
+"""``nasbench merge``: merge the rows of a build into one validated table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from nasbench_harness.commands._common import add_json_flag, emit_json
+
+#: Missing rows listed by name before the rest are counted.
+SHOW_MISSING = 20
+#: Validation problems shown in the one-line error.
+SHOW_PROBLEMS = 2
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "merge",
+        help="merge build directories or part files into one validated table",
+        description=(
+            "Read every row of one build (build directories, part files or row files, e.g. "
+            "copied from several machines), drop duplicates, expand each canonical arch's row "
+            "to its isomorphic archs, write the table and validate it. A build with planned "
+            "rows missing is still written, but exits 1 unless --allow-partial."
+        ),
+    )
+    parser.add_argument(
+        "inputs", nargs="+", metavar="DIR_OR_PART", help="build directories or part files"
+    )
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="TABLE", help="table file to write"
+    )
+    parser.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="exit 0 even if planned rows are missing (they are NaN in the table)",
+    )
+    add_json_flag(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nasbench_harness.build import merge
+
+    result = merge(args.inputs, args.output)
+    missing = [f"arch {t.arch} seed {t.seed}" for t in result.missing]
+    if args.json:
+        emit_json(
+            {
+                "table": result.path,
+                "rows": result.n_rows,
+                "expected_rows": result.n_expected,
+                "duplicates": result.n_duplicates,
+                "missing": [{"arch": t.arch, "seed": t.seed} for t in result.missing],
+                "problems": list(result.problems),
+            }
+        )
+    code = 0
+    if result.problems:
+        first = "; ".join(result.problems[:SHOW_PROBLEMS])
+        print(
+            f"nasbench merge: {result.path} fails validation ({len(result.problems)} problem(s), "
+            f"first: {first}); `nasbench table validate {result.path}` lists them all",
+            file=sys.stderr,
+        )
+        code = 1
+    if missing and not args.allow_partial:
+        shown = "; ".join(missing[:SHOW_MISSING])
+        more = f" and {len(missing) - SHOW_MISSING} more" if len(missing) > SHOW_MISSING else ""
+        print(
+            f"nasbench merge: {len(missing)} of {result.n_expected} planned rows are missing "
+            f"({shown}{more}); they are NaN in {result.path}. Rerun `nasbench build` on the build "
+            "directory to train them, or pass --allow-partial",
+            file=sys.stderr,
+        )
+        code = 1
+    if code == 0:
+        print(
+            f"nasbench merge: wrote {result.path}: {result.n_rows} rows of {result.n_expected} "
+            f"planned ({result.n_duplicates} duplicates dropped)",
+            file=sys.stderr,
+        )
+    return code
