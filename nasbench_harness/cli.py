@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nasbench {args.command}: error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
-        print(f"nasbench {args.command}: interrupted; finished work is kept on disk", file=sys.stderr)
+        print(
+            f"nasbench {args.command}: interrupted; finished work is kept on disk", file=sys.stderr
+        )
         return 130
     except BrokenPipeError:
         return 0
