@@ -230,13 +230,20 @@ def _deterministic(device: torch.device) -> Iterator[None]:
     ``torch.use_deterministic_algorithms`` (warn-only) is switched on for the
     CPU, and on CUDA only when ``CUBLAS_WORKSPACE_CONFIG`` is set (cuBLAS needs
     it); on CUDA cuDNN is also made deterministic and its autotuner switched off.
+    Torch's filling of every new tensor with NaN under deterministic mode
+    (``torch.utils.deterministic.fill_uninitialized_memory``) is switched off:
+    it changes no result of a correct program and cost ~7% of a CPU training.
     """
+    import torch.utils.deterministic as deterministic
+
     saved_algorithms = (
         torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled(),
     )
     cudnn = torch.backends.cudnn
     saved_cudnn = (cudnn.deterministic, cudnn.benchmark)
+    saved_fill = deterministic.fill_uninitialized_memory
+    deterministic.fill_uninitialized_memory = False
     if device.type != "cuda" or os.environ.get("CUBLAS_WORKSPACE_CONFIG"):
         torch.use_deterministic_algorithms(True, warn_only=True)
     if device.type == "cuda":
@@ -246,6 +253,7 @@ def _deterministic(device: torch.device) -> Iterator[None]:
     finally:
         torch.use_deterministic_algorithms(saved_algorithms[0], warn_only=saved_algorithms[1])
         cudnn.deterministic, cudnn.benchmark = saved_cudnn
+        deterministic.fill_uninitialized_memory = saved_fill
 
 
 def _crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:

@@ -197,10 +197,6 @@ def test_leftover_tmp_files_are_ignored_and_cleaned(tmp_path):
 # --- build and resume ---------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: merging a --limit build validates the unplanned archs as NaN holes",
-)
 def test_build_resume_and_merge(tmp_path):
     settings = fake_settings(limit=8)
     out = tmp_path / "b"
@@ -339,10 +335,6 @@ def test_local_cuda_workers_get_one_visible_gpu_each(tmp_path):
 # --- CLI ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: merging a --limit build validates the unplanned archs as NaN holes",
-)
 def test_cli_build_and_merge(tmp_path, capsys):
     out, table = str(tmp_path / "b"), str(tmp_path / "t.h5")
     args = ["build", "--dry-run", "--limit", "5", "--seeds", "0,1", "--epochs", "2"]
@@ -384,10 +376,6 @@ def test_cli_refuses_other_settings_with_one_line(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "recipe.epochs: 2 -> 3" in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: merging a --limit build validates the unplanned archs as NaN holes",
-)
 def test_cli_partial_merge_exit_codes(tmp_path, capsys):
     out, table = str(tmp_path / "b"), str(tmp_path / "t.h5")
     args = ["build", "--dry-run", "--limit", "4", "--seeds", "0", "--shard", "1/2"]
@@ -418,10 +406,6 @@ def test_cli_ray_without_ray_says_how_to_install(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: merging a --limit build validates the unplanned archs as NaN holes",
-)
 def test_real_training_end_to_end(tmp_path):
     """Ten archs of a tiny recipe trained by two workers equal in-process training, bit for bit."""
     import torch

@@ -560,3 +560,31 @@ def test_synthetic_is_deterministic_and_plausible(small_data, space):
     assert float(valid[~disconnected, :, -1].mean()) > 50.0
     gap = small_data["metrics"]["test_acc"] - valid
     assert abs(float(gap.mean())) < 1.0
+
+
+def test_validate_sample_table_checks_planned_archs_only(tmp_path, small_data, space):
+    """A --limit build's table: holes outside ``build.planned_archs`` are by design."""
+    reps = [int(i) for i in space.unique_indices]
+    planned, unplanned = reps[:3], reps[3:]
+    member = int(np.flatnonzero(np.asarray(space.canonical_ids) == planned[0])[-1])
+    metrics = {name: values.copy() for name, values in small_data["metrics"].items()}
+    arch_metrics = {name: values.copy() for name, values in small_data["arch_metrics"].items()}
+    for values in (*metrics.values(), *arch_metrics.values()):
+        values[unplanned] = np.nan
+        values[np.asarray(space.canonical_ids) != np.arange(space.n_archs)] = np.nan
+    provenance = json.loads(json.dumps(small_data["provenance"]))
+    provenance["build"] = {"planned_archs": sorted([member, *planned[1:]])}
+    args = _with(small_data, metrics=metrics, arch_metrics=arch_metrics, provenance=provenance)
+    assert validate_table(write_table(tmp_path / "ok.h5", **args)) == []
+
+    metrics["valid_acc"][planned[1], 0, -1] = np.nan  # a planned arch lost a value
+    args = _with(small_data, metrics=metrics, arch_metrics=arch_metrics, provenance=provenance)
+    problems = validate_table(write_table(tmp_path / "hole.h5", **args))
+    assert len(problems) == 1
+    assert "/metrics/valid_acc: 1 NaN value(s)" in problems[0]
+    assert f"(arch {planned[1]}, seed" in problems[0]
+
+    provenance["build"] = {"planned_archs": [-1]}
+    args = _with(small_data, metrics=metrics, arch_metrics=arch_metrics, provenance=provenance)
+    problems = validate_table(write_table(tmp_path / "bad.h5", **args))
+    assert any("build.planned_archs must be a list of arch indices" in p for p in problems)

@@ -4,6 +4,8 @@
 read at all gives one problem line. NaN holes are legal data (missing
 results; :func:`~nasbench_harness.table.open_table` opens such a table) but
 are reported here for the MUST metrics, so that an incomplete build is seen.
+A table of a sample of the space (a ``--limit`` build, whose provenance lists
+``build.planned_archs``) is checked for holes in the planned archs only.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import numpy as np
 from nasbench_harness.errors import NasbenchError, TableFormatError
 from nasbench_harness.table import schema
 from nasbench_harness.table.reader import _attr_str, _decode_attr, _first_line, _h5_open
+
+#: Every problem about NaN holes (missing results) contains this text.
+HOLES_MARK = "(missing results)"
 
 #: Positions listed per problem before "...".
 MAX_LISTED = 5
@@ -311,12 +316,12 @@ class _Validator:
     def check_values(self, label: str, metric: str, values: np.ndarray, *, must: bool) -> None:
         if must:
             # holes are counted where results live: the representatives' rows
-            reps = np.unique(self.canon) if self.canon is not None else np.arange(len(values))
+            reps = self.result_rows(len(values))
             nan = np.isnan(values[reps])
             if nan.any():
                 where = "of representative archs " if self.canon is not None else ""
                 self.add(
-                    f"{label}: {int(nan.sum())} NaN value(s) {where}(missing results), first at "
+                    f"{label}: {int(nan.sum())} NaN value(s) {where}{HOLES_MARK}, first at "
                     + self.positions(nan, reps)
                 )
         loss = metric in schema.LOSS_METRICS
@@ -332,6 +337,32 @@ class _Validator:
         if bad.any():
             self.add(f"{label}: {int(bad.sum())} {what}, first at {self.positions(bad)}")
         self.check_isomorphic(label, values)
+
+    def result_rows(self, n_rows: int) -> np.ndarray:
+        """Rows that must hold results: the representatives, of the planned archs only
+        when the table is a sample (``provenance.build.planned_archs``, a ``--limit`` build)."""
+        if getattr(self, "_result_rows", None) is None:
+            self._result_rows = self._find_result_rows(n_rows)
+        return self._result_rows
+
+    def _find_result_rows(self, n_rows: int) -> np.ndarray:
+        reps = np.unique(self.canon) if self.canon is not None else np.arange(n_rows)
+        build = self.prov.get("build") if isinstance(getattr(self, "prov", None), dict) else None
+        planned = build.get("planned_archs") if isinstance(build, dict) else None
+        if planned is None:
+            return reps
+        ok = isinstance(planned, list) and all(
+            isinstance(a, int) and not isinstance(a, bool) and 0 <= a < n_rows for a in planned
+        )
+        if not ok:
+            self.add(
+                f"provenance build.planned_archs must be a list of arch indices in [0, {n_rows})"
+            )
+            return reps
+        planned_rows = np.asarray(planned, dtype=np.int64)
+        if self.canon is not None:
+            planned_rows = np.unique(self.canon[planned_rows])
+        return np.intersect1d(reps, planned_rows)
 
     def check_isomorphic(self, label: str, values: np.ndarray) -> None:
         if self.canon is None or values.shape[0] != self.canon.size:
