@@ -11,6 +11,9 @@ seed) and the real ``train_arch``:
   the call to its return: worker start-up, data loading in every worker,
   row commits and compaction included.
 
+Generated data (MNIST-1D) is made once before either is timed, so that both
+read it from the cache (the naive loop from memory, the workers from disk).
+
 Prints archs x epochs per second of each and the ratio builder / naive.
 Run: ``python benchmarks/bench_build_throughput.py [--archs K --epochs E --workers W]``.
 """
@@ -78,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.naive_threads is not None:
         torch.set_num_threads(args.naive_threads)
     naive_threads = torch.get_num_threads()
+    from nasbench_harness.train import Recipe
+
+    Recipe.from_dict(dict(settings.recipe)).load_splits()  # fill the data cache
     naive_s = naive_loop(settings, args.device)
     build_s = builder(settings, args.workers, args.threads, args.device)
     report = {

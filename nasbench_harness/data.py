@@ -20,8 +20,10 @@ with the mean and standard deviation of the training split only.
 from __future__ import annotations
 
 import functools
+import os
 import pickle
 import random
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,9 +113,51 @@ def _check_capacity(name: str, what: str, wanted: int, available: int) -> None:
 # --- generated and bundled data -------------------------------------------
 
 
+def cache_dir() -> Path:
+    """Where generated data sets are cached: ``$NASBENCH_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/nasbench-harness``, else ``~/.cache/nasbench-harness``."""
+    explicit = os.environ.get("NASBENCH_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "nasbench-harness"
+
+
 @functools.lru_cache(maxsize=4)
 def _generate_mnist1d(num_samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """All ``num_samples`` MNIST-1D samples (train and test parts of the generator together)."""
+    """All ``num_samples`` MNIST-1D samples (train and test parts of the generator together).
+
+    Generation takes seconds, paid by every build worker at start-up, so the
+    result is cached on disk (:func:`cache_dir`), keyed by size, seed and the
+    mnist1d version; an unreadable cache file is regenerated, an unwritable
+    cache directory is skipped.
+    """
+    import importlib.metadata
+
+    version = importlib.metadata.version("mnist1d")
+    path = cache_dir() / f"mnist1d-{version}-n{num_samples}-seed{MNIST1D_GENERATION_SEED}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as cached:
+            x, y = cached["x"], cached["y"]
+        if x.shape == (num_samples, 40) and y.shape == (num_samples,):
+            x.flags.writeable = False
+            y.flags.writeable = False
+            return x, y
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        pass  # missing or damaged: generate it again
+    x, y = _run_mnist1d_generator(num_samples)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, x=x, y=y)
+        os.replace(tmp, path)  # whole or not at all, also with workers writing at once
+    except OSError:
+        pass  # a read-only home: run without the cache
+    return x, y
+
+
+def _run_mnist1d_generator(num_samples: int) -> tuple[np.ndarray, np.ndarray]:
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()

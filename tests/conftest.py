@@ -13,3 +13,11 @@ def pytest_addoption(parser):
         help="run the algorithm conformance suite over this algorithm only: a registered "
         "name or path/to/file.py:ClassName (repeatable)",
     )
+
+
+def pytest_configure(config):
+    # generated data sets are cached on disk: keep the tests' cache apart from the user's
+    import os
+    import tempfile
+
+    os.environ["NASBENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="nasbench-test-cache-")

@@ -180,3 +180,41 @@ def test_cifar_corrupt_file(cifar_root):
     (cifar_root / "cifar-100-python" / "test").write_bytes(b"not a pickle")
     with pytest.raises(BuildError, match="not a CIFAR python batch"):
         load_dataset("cifar100", root=cifar_root, train=10, valid=5, test=5)
+
+
+def test_mnist1d_disk_cache(tmp_path, monkeypatch):
+    """Generated MNIST-1D is cached on disk; a damaged or unwritable cache changes nothing."""
+    from nasbench_harness import data
+
+    monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    data._generate_mnist1d.cache_clear()
+    fresh_x, fresh_y = data._run_mnist1d_generator(100)
+    x, y = data._generate_mnist1d(100)  # generates and writes the cache
+    files = list((tmp_path / "cache").glob("mnist1d-*-n100-seed42.npz"))
+    assert len(files) == 1
+    assert np.array_equal(x, fresh_x) and np.array_equal(y, fresh_y)
+
+    calls = []
+    monkeypatch.setattr(data, "_run_mnist1d_generator", lambda n: calls.append(n))
+    data._generate_mnist1d.cache_clear()
+    x2, y2 = data._generate_mnist1d(100)  # read back, no generation
+    assert calls == []
+    assert np.array_equal(x2, fresh_x) and np.array_equal(y2, fresh_y)
+    assert x2.dtype == np.float32 and y2.dtype == np.int64 and not x2.flags.writeable
+
+    monkeypatch.undo()
+    monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    files[0].write_bytes(b"not a zip file")  # damaged: regenerated and rewritten
+    data._generate_mnist1d.cache_clear()
+    x3, _ = data._generate_mnist1d(100)
+    assert np.array_equal(x3, fresh_x)
+    with np.load(files[0]) as again:
+        assert np.array_equal(again["x"], fresh_x)
+
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache directory would be")
+    monkeypatch.setenv("NASBENCH_CACHE_DIR", str(blocker / "cache"))
+    data._generate_mnist1d.cache_clear()
+    x4, _ = data._generate_mnist1d(100)  # cannot write: still works
+    assert np.array_equal(x4, fresh_x)
+    data._generate_mnist1d.cache_clear()
