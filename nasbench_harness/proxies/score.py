@@ -62,20 +62,22 @@ def proxy_seed_generators(seed: int) -> tuple[torch.Generator, torch.Generator, 
 class ScoreConfig:
     """Everything a worker needs to score an arch: recipe skeleton, data and batch size."""
 
-    def __init__(self, recipe: Any, batch_size: int, table_provenance: Any = None) -> None:
+    def __init__(self, recipe: Any, batch_size: int, dataset: Any = None) -> None:
         self.recipe = recipe
         self.batch_size = int(batch_size)
-        self.table_provenance = table_provenance
+        self.dataset = dataset
 
     def fingerprint(self) -> str:
-        """Hash of what the scores depend on: recipe, batch size, the table and the code version."""
+        """Hash of what the scores depend on: recipe, batch size, the table's data set
+        (its provenance ``dataset``) and the code version. Not the table's training
+        results: scores of a partly built table stay valid for the finished one."""
         from nasbench_harness import __version__
 
         text = json.dumps(
             {
                 "recipe": self.recipe.to_dict(),
                 "batch_size": self.batch_size,
-                "table": self.table_provenance,
+                "dataset": self.dataset,
                 "code_version": __version__,
             },
             sort_keys=True,
@@ -244,7 +246,7 @@ def score_table(
                 f"{table_path}: the provenance recipe is not a training recipe ({exc}); "
                 "pass --recipe-json with one (e.g. a synthetic table has none)"
             ) from exc
-    config = ScoreConfig(recipe, batch_size or recipe.batch_size, table.provenance)
+    config = ScoreConfig(recipe, batch_size or recipe.batch_size, table.provenance.get("dataset"))
     reps = np.unique(np.asarray(table.canonical))
     todo_reps = reps if limit is None else reps[: max(0, int(limit))]
     seed_list = list(range(seeds))
