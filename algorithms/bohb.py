@@ -76,16 +76,13 @@ class BOHB(Hyperband):
         min_bandwidth: float = 1e-3,
         seed: int | None = None,
     ) -> None:
-        self.eta = eta
-        self.min_epoch = min_epoch
-        self.max_epoch = max_epoch
+        super().__init__(eta=eta, min_epoch=min_epoch, max_epoch=max_epoch, seed=seed)
         self.top_fraction = top_fraction
         self.min_points = min_points
         self.n_samples = n_samples
         self.random_fraction = random_fraction
         self.bandwidth_factor = bandwidth_factor
         self.min_bandwidth = min_bandwidth
-        self.seed = seed
 
     def setup(self, space, fidelities) -> None:
         super().setup(space, fidelities)

@@ -35,20 +35,7 @@ class Hyperband(BracketSearch):
         Seed of the algorithm's own generator.
     """
 
-    name = "hb"
-
-    def __init__(
-        self,
-        *,
-        eta: int = 3,
-        min_epoch: int | None = None,
-        max_epoch: int | None = None,
-        seed: int | None = None,
-    ) -> None:
-        self.eta = eta
-        self.min_epoch = min_epoch
-        self.max_epoch = max_epoch
-        self.seed = seed
+    name = "hb"  # hyperparameters: BracketSearch's (eta, min_epoch, max_epoch, seed)
 
     def _bracket_plan(self, k: int) -> tuple[list[int], list[int]]:
         s = self._s_max - k % (self._s_max + 1)

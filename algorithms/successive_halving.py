@@ -50,11 +50,8 @@ class SuccessiveHalving(BracketSearch):
         n_initial: int | None = None,
         seed: int | None = None,
     ) -> None:
-        self.eta = eta
-        self.min_epoch = min_epoch
-        self.max_epoch = max_epoch
+        super().__init__(eta=eta, min_epoch=min_epoch, max_epoch=max_epoch, seed=seed)
         self.n_initial = n_initial
-        self.seed = seed
 
     def setup(self, space, fidelities) -> None:
         super().setup(space, fidelities)

@@ -146,33 +146,24 @@ def figure_final(task: dict, frame: pd.DataFrame, order: list[str], colors: dict
     names = [display_name(n) for n in order]
     pal = {display_name(n): colors[n] for n in order}
     fig, ax = _subplots(figsize=(7.5, 0.5 * len(order) + 1.4))
+    common = {
+        "data": data,
+        "x": "final_regret",
+        "y": "name",
+        "hue": "name",
+        "order": names,
+        "palette": pal,
+        "ax": ax,
+        "legend": False,
+    }
     sns.boxplot(
-        data=data,
-        x="final_regret",
-        y="name",
-        hue="name",
-        order=names,
-        palette=pal,
-        ax=ax,
+        **common,
         width=0.6,
         fliersize=0,
         linewidth=1,
-        legend=False,
         boxprops={"alpha": 0.35},
     )
-    sns.stripplot(
-        data=data,
-        x="final_regret",
-        y="name",
-        hue="name",
-        order=names,
-        palette=pal,
-        ax=ax,
-        size=3.2,
-        alpha=0.7,
-        jitter=0.22,
-        legend=False,
-    )
+    sns.stripplot(**common, size=3.2, alpha=0.7, jitter=0.22)
     means = [task["algorithms"][n]["final_regret"]["mean"] for n in order]
     ax.scatter(means, range(len(order)), marker="D", color="0.1", s=22, zorder=5)
     _set_regret_axis(ax, "x")

@@ -16,27 +16,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-
-
-@dataclass(frozen=True)
-class FakeResult:
-    """The fields of :class:`nasbench_harness.train.TrainResult` that a build reads."""
-
-    train_acc: np.ndarray
-    train_loss: np.ndarray
-    valid_acc: np.ndarray
-    valid_loss: np.ndarray
-    test_acc: np.ndarray
-    test_loss: np.ndarray
-    train_time_s: np.ndarray
-    eval_time_s: np.ndarray
-    params: int
-    flops: int
-    latency_ms: float
-    device: str
 
 
 def _epochs(recipe: Any) -> int:
@@ -55,7 +38,7 @@ class FakeTrainer:
 
     sleep_s: float = 0.0
 
-    def __call__(self, arch, seed, recipe, splits, *, device="cpu") -> FakeResult:
+    def __call__(self, arch, seed, recipe, splits, *, device="cpu") -> SimpleNamespace:
         index = _index(arch)
         epochs = _epochs(recipe)
         rng = np.random.default_rng([index, seed])
@@ -68,7 +51,7 @@ class FakeTrainer:
             time.sleep(self.sleep_s)
             times[epoch] = time.perf_counter() - start
         valid_acc = final * steps + rng.normal(0.0, 0.5, epochs)
-        return FakeResult(
+        return SimpleNamespace(  # the fields of train.TrainResult that a build reads
             train_acc=np.minimum(valid_acc + 3.0, 100.0),
             train_loss=2.3 * (1.0 - steps) + 0.05,
             valid_acc=valid_acc,
