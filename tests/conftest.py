@@ -20,4 +20,13 @@ def pytest_configure(config):
     import os
     import tempfile
 
-    os.environ["NASBENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="nasbench-test-cache-")
+    config._nasbench_cache = tempfile.mkdtemp(prefix="nasbench-test-cache-")
+    os.environ["NASBENCH_CACHE_DIR"] = config._nasbench_cache
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    cache = getattr(config, "_nasbench_cache", None)
+    if cache:
+        shutil.rmtree(cache, ignore_errors=True)
