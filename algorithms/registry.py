@@ -214,7 +214,7 @@ def default_budget(table, n_full_trainings: int = DEFAULT_FULL_TRAININGS) -> flo
     trainings are enough for the tabular baselines to separate from random
     search and stay far from exhausting a 15,625-arch space.
     """
-    rows = np.unique(np.asarray(table.space.canonical_ids))
+    rows = np.unique(np.asarray(table.canonical))
     times = np.asarray(table.array("train_time_s"), dtype=np.float64)[rows]
     full = times.sum(axis=2)  # NaN where any epoch is missing: never filled in
     with warnings.catch_warnings():

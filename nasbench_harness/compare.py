@@ -842,7 +842,7 @@ def proxy_summary(table, label: str | None = None, *, n_resamples: int = 1000) -
     names = list(getattr(table, "proxy_names", []) or [])
     if not names:
         return None
-    reps = np.unique(np.asarray(table.space.canonical_ids))
+    reps = np.unique(np.asarray(table.canonical))
     connected = np.asarray(table.space.connected)[reps]
     with np.errstate(all="ignore"):
         truth = np.nanmean(np.asarray(table.array("test_acc"))[reps, :, -1], axis=1)

@@ -161,7 +161,9 @@ class _TableView:
         self.epochs = tuple(int(e) for e in table.epochs)
         self.n_epochs = len(self.epochs)
         self.seeds = np.asarray(table.seeds)
-        self.rows = np.asarray(table.space.canonical_ids)
+        self.rows = np.asarray(
+            table.canonical
+        )  # the table's classes (imported tables: one per arch)
         self.visible = {m: table.array(m) for m in VISIBLE_METRICS}
         times = np.asarray(table.array("train_time_s"), dtype=np.float64)
         self.cum_time = np.cumsum(times, axis=2)  # NaN propagates to later epochs

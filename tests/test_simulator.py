@@ -30,6 +30,7 @@ class ArrayTable:
         self.epochs = np.arange(1, n_epochs + 1)
         shape = (n, n_seeds, n_epochs)
         rows = self.space.canonical_ids
+        self.canonical = np.asarray(rows)  # the table's classes: the space's exact rule
         base = rng.uniform(10, 90, size=n)[rows]
         curve = np.linspace(0.5, 1.0, n_epochs)
         noise = rng.normal(0, 1, size=shape)[rows]
@@ -191,6 +192,22 @@ def test_missing_seed_is_never_filled_in():
     empty._arrays["train_time_s"][row, :, :] = np.nan  # no seed at all
     with pytest.raises(QueryError, match="no result"):
         run_search(empty, Scripted(script=[(9, None)]), budget_s=50.0, seed=0)
+
+
+def test_rows_follow_the_tables_classes_not_the_spaces():
+    """An imported table trains every arch (canonical = identity): isomorphs answer their own rows."""
+    table = ArrayTable(n_seeds=1, n_epochs=4)
+    canon = table.space.canonical_ids
+    member = int(np.flatnonzero(canon != np.arange(table.space.n_archs))[0])
+    rep = int(canon[member])
+    table._arrays = {name: values.copy() for name, values in table._arrays.items()}
+    table._arrays["valid_acc"][member] = table._arrays["valid_acc"][rep] - 7.0
+    table.canonical = np.arange(table.space.n_archs)
+    trace = run_search(table, Scripted(script=[(member, 4), (rep, 4)]), budget_s=8.0, seed=0)
+    np.testing.assert_allclose(
+        trace.valid_acc, [table.array("valid_acc")[i, 0, 3] for i in (member, rep)], rtol=1e-6
+    )
+    assert trace.valid_acc[0] == pytest.approx(trace.valid_acc[1] - 7.0, abs=1e-4)
 
 
 def test_bad_inputs_raise_clear_errors(table):
