@@ -570,7 +570,11 @@ def _cached_space(name: str) -> NB201Space:
 
 
 def get_space(name: str = "nb201") -> NB201Space:
-    """The search space called ``name`` (only ``"nb201"``), built once and cached."""
+    """The search space called ``name`` (``"nb201"`` or ``"nb101"``), built once and cached."""
+    if isinstance(name, str) and name.lower() == "nb101":
+        from nasbench_harness.space_nb101 import nb101_space
+
+        return nb101_space()  # type: ignore[return-value]
     if not isinstance(name, str) or name.lower() != "nb201":
-        raise ArchError(f"unknown search space {name!r}; available: nb201")
+        raise ArchError(f"unknown search space {name!r}; available: nb201, nb101")
     return _cached_space("nb201")
