@@ -139,8 +139,8 @@ def test_other_methods_validate(space):
             method(N)
     with pytest.raises(ArchError, match="NB201 arch string"):
         space.parse(5)
-    with pytest.raises(ArchError, match="unknown search space 'nb101'"):
-        get_space("nb101")
+    with pytest.raises(ArchError, match="unknown search space 'nb301'"):
+        get_space("nb301")
     with pytest.raises(ArchError, match="known: exact"):
         space.canonical_ids_for("isomorphism")
 
