@@ -114,9 +114,18 @@ def _build_command(out):
     ]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_and_wait_for_rows(out, n_rows=4, timeout=60.0):
     process = subprocess.Popen(
-        _build_command(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        _build_command(out),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a terminal's Ctrl-C, also when the tests run as a background job (which ignores SIGINT)
+        preexec_fn=_default_sigint,
     )
     deadline = time.monotonic() + timeout
     while len(list((out / "rows").glob("*.h5"))) < n_rows:
