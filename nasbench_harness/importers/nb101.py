@@ -44,6 +44,7 @@ from nasbench_harness.importers._common import (
     sha256_file,
 )
 from nasbench_harness.importers.tfrecord import fast_crc32c, iter_records
+from nasbench_harness.table import schema
 
 __all__ = ["BUDGETS", "Nb101Run", "decode_model_metrics", "import_nb101", "parse_record"]
 
@@ -175,15 +176,8 @@ _ACCURACIES = {
     "valid_acc": "validation_accuracy",
     "test_acc": "test_accuracy",
 }
-EPOCH_METRICS = (
-    "train_acc",
-    "train_loss",
-    "valid_acc",
-    "valid_loss",
-    "test_acc",
-    "test_loss",
-    "train_time_s",
-)
+#: The per-epoch metrics every table must have (NB101 records no eval times).
+EPOCH_METRICS = schema.EPOCH_METRICS_MUST
 
 
 def import_nb101(

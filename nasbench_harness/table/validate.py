@@ -67,6 +67,7 @@ class _Validator:
         self.seeds: np.ndarray | None = None
         self.n_epochs: int | None = None
         self.canon: np.ndarray | None = None
+        self._result_rows: np.ndarray | None = None
 
     def add(self, text: str) -> None:
         self.problems.append(text)
@@ -341,7 +342,7 @@ class _Validator:
     def result_rows(self, n_rows: int) -> np.ndarray:
         """Rows that must hold results: the representatives, of the planned archs only
         when the table is a sample (``provenance.build.planned_archs``, a ``--limit`` build)."""
-        if getattr(self, "_result_rows", None) is None:
+        if self._result_rows is None:
             self._result_rows = self._find_result_rows(n_rows)
         return self._result_rows
 
