@@ -28,6 +28,11 @@ Rules, applied here once for every algorithm:
   ordered by simulated finish time; the algorithm is asked whenever a worker
   is free and told results in order of finish time (ties by submission order).
   ``W = 1`` is the sequential loop.
+* **Fidelities.** Algorithms are offered the epochs at which the table has
+  validation accuracy: every epoch of a built table; for an imported one,
+  those its source evaluated (provenance ``not_recorded``; NB101: half-way
+  and final). A table with no validation accuracy at all is refused, since
+  a search on it could only select on test data.
 * **Hardware costs.** An algorithm whose class sets ``uses_arch_metrics =
   True`` gets ``setup(space, fidelities, arch_metrics=...)``: the table's
   per-architecture ``params``, ``flops`` and ``latency_ms`` (read-only arrays
@@ -49,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from nasbench_harness.errors import BudgetError, NasbenchError, QueryError
+from nasbench_harness.table import schema
 
 #: Metrics an algorithm may see in a :class:`Result`.
 VISIBLE_METRICS = ("train_acc", "train_loss", "valid_acc", "valid_loss")
@@ -165,6 +171,20 @@ class _TableView:
             table.canonical
         )  # the table's classes (imported tables: one per arch)
         self.visible = {m: table.array(m) for m in VISIBLE_METRICS}
+        provenance = getattr(table, "provenance", None) or {}
+        not_recorded = schema.NotRecorded(provenance, self.n_epochs)
+        valid_gaps = not_recorded.epoch_mask("valid_acc", self.n_epochs)
+        if valid_gaps.all() or np.isnan(self.visible["valid_acc"]).all():
+            source = (provenance.get("source") or {}).get("split_names")
+            raise QueryError(
+                f"table {getattr(table, 'path', '')} has no validation accuracy"
+                + (f" (source splits {source})" if source else "")
+                + ": a search would have to select on test data; use a table with a "
+                "validation split (for NB201 CIFAR-10, import --dataset cifar10-valid)"
+            )
+        #: Epochs at which validation accuracy was recorded: the fidelities offered to algorithms.
+        self.fidelities = tuple(e for e, gap in zip(self.epochs, valid_gaps) if not gap)
+        self.recorded = ~valid_gaps
         times = np.asarray(table.array("train_time_s"), dtype=np.float64)
         self.cum_time = np.cumsum(times, axis=2)  # NaN propagates to later epochs
         with np.errstate(all="ignore"):
@@ -265,6 +285,11 @@ class Simulator:
                 raise QueryError(
                     f"epoch {epoch!r} is not in the table (epochs {view.epochs[0]}..{view.epochs[-1]})"
                 )
+            if not view.recorded[e]:
+                raise QueryError(
+                    f"the table's source recorded no validation accuracy at epoch {epoch}; "
+                    f"query one of the fidelities {list(view.fidelities)}"
+                )
         row = view.rows[index]
         times = view.cum_time[row, :, e]
         available = np.flatnonzero(~np.isnan(times))
@@ -293,9 +318,9 @@ class Simulator:
         """Run ``algorithm`` until the budget is spent; return its trace."""
         view = self.view
         if getattr(algorithm, "uses_arch_metrics", False):
-            algorithm.setup(view.space, view.epochs, arch_metrics=view.arch_metrics())
+            algorithm.setup(view.space, view.fidelities, arch_metrics=view.arch_metrics())
         else:
-            algorithm.setup(view.space, view.epochs)
+            algorithm.setup(view.space, view.fidelities)
         heap: list[tuple[float, int, Proposal, Result, int]] = []
         submitted = 0
         clock = 0.0

@@ -37,9 +37,11 @@ import numpy as np
 import pytest
 
 from nasbench_harness.cli import main
+from nasbench_harness.errors import NasbenchError
 from nasbench_harness.importers import _pickle
 from nasbench_harness.importers._common import ImportFormatError
 from nasbench_harness.importers.nb201 import import_nb201
+from nasbench_harness.simulator import Simulator
 from nasbench_harness.space import get_space
 from nasbench_harness.table import open_table, validate_table
 
@@ -275,7 +277,13 @@ def test_nb201_splits_are_never_mixed(tmp_path, small_source):
         if dataset == "cifar10":  # no validation split: NaN, never the test split
             assert np.isnan(table.array("valid_acc")).all()
             assert prov["source"]["split_names"] == {"valid": None, "test": "ori-test"}
-            assert any("valid_acc" in p and "missing results" in p for p in validate_table(out))
+            assert prov["not_recorded"]["epoch_metrics"] == {
+                "valid_acc": "all",
+                "valid_loss": "all",
+            }
+            assert validate_table(out) == []  # declared, so not missing results
+            with pytest.raises(NasbenchError, match="no validation accuracy"):
+                Simulator(table, budget_s=1e4)  # would have to select on test data
         else:
             assert prov["source"]["split_names"] == {"valid": "x-valid", "test": "x-test"}
             assert validate_table(out) == []
@@ -317,8 +325,64 @@ def test_nb201_missing_seed_is_nan(tmp_path):
         rel=1e-6,
     )
     assert result.holes["valid_acc"] == 4  # four epochs of one (arch, seed)
+    assert table.provenance["not_recorded"]["absent_runs"] == 1
+    assert validate_table(out) == []  # the absent run is declared, not missing
+
+
+def _rewrite_h5(path, edit):
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        edit(f)
+
+
+def test_declared_gaps_hide_no_holes_and_no_values(tmp_path):
+    """A not_recorded declaration excuses NaN only where it says, and only NaN."""
+    data = nb201_dict(
+        [5, 6],
+        seeds=(777, 888, 999),
+        missing={(5, "cifar10-valid", 999)},
+        epochs_full=4,
+        schedules=(("full", 200),),
+    )
+    src = tmp_path / "NB201.pth"
+    torch.save(data, src, _use_new_zipfile_serialization=False)
+    out = tmp_path / "t.h5"
+    import_nb201(src, out, "cifar10-valid")
+    assert validate_table(out) == []
+    row = SPACE.index(data["meta_archs"][6])
+
+    def hole(f):  # a real hole inside a recorded run
+        values = f["metrics/valid_acc"][()]
+        values[row, 0, 2] = np.nan
+        f["metrics/valid_acc"][...] = values
+
+    _rewrite_h5(out, hole)
     problems = validate_table(out)
-    assert problems and all("missing results" in p for p in problems)
+    assert len(problems) == 1 and "valid_acc" in problems[0] and "missing results" in problems[0]
+
+    import_nb201(src, out, "cifar10")
+
+    def fill(f):  # a value where the source declares it recorded nothing
+        values = f["metrics/valid_acc"][()]
+        values[row, 1, 3] = 50.0
+        f["metrics/valid_acc"][...] = values
+
+    _rewrite_h5(out, fill)
+    problems = validate_table(out)
+    assert any("declares nothing recorded" in p and f"arch {row}" in p for p in problems)
+
+    import_nb201(src, out, "cifar10-valid")
+
+    def lose_run(f):  # a second absent run, not declared
+        for name in f["metrics"]:
+            values = f[f"metrics/{name}"][()]
+            values[row, 2, :] = np.nan
+            f[f"metrics/{name}"][...] = values
+
+    _rewrite_h5(out, lose_run)
+    problems = validate_table(out)
+    assert any("absent_runs is 1, but 2" in p for p in problems)
 
 
 def test_nb201_stream_frees_finished_archs():
@@ -436,7 +500,6 @@ def test_simulator_runs_on_an_imported_table(tmp_path):
     """Every arch imported (12-epoch schedule, one seed): search runs unchanged."""
     from algorithms.random_search import RandomSearch
     from algorithms.regularized_evolution import RegularizedEvolution
-    from nasbench_harness.simulator import Simulator
 
     rng = np.random.default_rng(1)
     meta = source_order()
@@ -639,6 +702,18 @@ def test_nb101_import_every_entry(tmp_path):
         assert table.cost(arch, epoch=4, seed=repeat) == pytest.approx(evs[2][1], rel=1e-5)
         assert np.isnan(table.query(arch, metric="valid_acc", epoch=1, seed=repeat))
     assert table.provenance["source"]["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    # NB101's gaps (intermediate epochs, losses, FLOPs, latency) are declared, not holes
+    assert validate_table(out) == []
+    from nasbench_harness.errors import QueryError
+    from nasbench_harness.simulator import Proposal
+
+    sim = Simulator(table, budget_s=1e6, seed=0)
+    assert sim.view.fidelities == (2, 4)  # the epochs NB101 evaluated
+    some = space.index_of_hash(module_hash(*cells[1]))
+    result, _ = sim._answer(Proposal(arch=some, epoch=2), 0.0)
+    assert np.isfinite(result.valid_acc)
+    with pytest.raises(QueryError, match="fidelities"):
+        sim._answer(Proposal(arch=some, epoch=3), 0.0)
     # moves used by evolution and local search stay inside the space
     start = space.index_of_hash(module_hash(*cells[2]))
     neighbours = space.neighbours(start)

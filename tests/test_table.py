@@ -486,6 +486,26 @@ def test_noise_ceiling_matches_scipy(tmp_path, small_data, space):
         assert result["mean"][label]["kendall_tau"] == pair[label]["kendall_tau"]
 
 
+def test_noise_ceiling_above_chance(tmp_path, small_data, space):
+    """Archs at chance level in some seed are left out of the above_chance subset."""
+    valid = small_data["metrics"]["valid_acc"].copy()
+    reps = space.unique_indices
+    valid[reps[:30], 1, -1] = 10.5  # chance level in seed 1
+    path = write_table(tmp_path / "t.h5", **_with(small_data, metrics={"valid_acc": valid}))
+    table = open_table(path)
+    result = table.noise_ceiling()
+    chance = result["chance"]
+    assert chance["accuracy"] == pytest.approx(100.0 / table.n_classes)
+    x, y = valid[reps, 0, -1], valid[reps, 1, -1]
+    above = (x > chance["threshold"]) & (y > chance["threshold"])
+    assert chance["threshold"] > 10.5 and not above[:30].any()
+    assert result["n_above_chance"] == above.sum()
+    pair = result["pairs"][0]["above_chance"]
+    assert pair["n"] == above.sum()
+    assert pair["kendall_tau"] == pytest.approx(stats.kendalltau(x[above], y[above])[0])
+    assert "chance" not in table.noise_ceiling("valid_loss")
+
+
 def test_noise_ceiling_three_seeds(table):
     result = table.noise_ceiling()
     assert [p["seeds"] for p in result["pairs"]] == [[777, 888], [777, 999], [888, 999]]

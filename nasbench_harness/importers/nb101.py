@@ -301,6 +301,18 @@ def import_nb101(
     }
     if present.size < n:
         provenance["build"] = {"planned_archs": present.tolist()}
+    unevaluated = [e for e in range(1, epochs + 1) if e not in (half, epochs)]
+    has_value = ~np.isnan(metrics["train_time_s"][present]).all(axis=2)
+    provenance[schema.NOT_RECORDED] = {
+        "epoch_metrics": {
+            **{m: unevaluated for m in ("train_acc", "valid_acc", "test_acc")},
+            **{m: "all" for m in ("train_loss", "valid_loss", "test_loss")},
+        },
+        "arch_metrics": ["flops", "latency_ms"],
+        "absent_runs": int((~has_value).sum()),
+        "why": "NB101 evaluated each run half-way and at the end, and records no losses, "
+        "FLOPs or latencies",
+    }
     write_table(
         output,
         space="nb101",

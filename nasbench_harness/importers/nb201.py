@@ -563,6 +563,30 @@ def _recipe(epochs: int) -> dict[str, Any]:
     }
 
 
+def _not_recorded(
+    metrics: dict[str, np.ndarray],
+    arch_metrics: dict[str, np.ndarray],
+    rows: np.ndarray,
+    split_names: dict,
+) -> dict:
+    """Provenance ``not_recorded``: a missing validation split, arch metrics the source
+    never measured (NB201's latency -1 on every imported arch) and the absent runs."""
+    has_value = np.zeros(metrics["train_time_s"].shape[:2], dtype=bool)
+    for values in metrics.values():
+        has_value |= ~np.isnan(values).all(axis=2)
+    absent = int((~has_value[rows]).sum())
+    never = [name for name, values in arch_metrics.items() if np.isnan(values[rows]).all()]
+    out: dict[str, Any] = {"epoch_metrics": {}, "arch_metrics": never, "absent_runs": absent}
+    why = [f"{absent} (arch, seed) run(s) are not in the source"]
+    if split_names.get("valid") is None:
+        out["epoch_metrics"] = {"valid_acc": "all", "valid_loss": "all"}
+        why.insert(0, "the dataset has no validation split in NB201")
+    if never:
+        why.append(f"the source has no {', '.join(never)}")
+    out["why"] = "; ".join(why)
+    return out
+
+
 def import_nb201(
     path: str | Path,
     output: str | Path,
@@ -632,6 +656,9 @@ def import_nb201(
     }
     if rows.size < data.n_archs:
         provenance["build"] = {"planned_archs": rows.tolist()}
+    provenance[schema.NOT_RECORDED] = _not_recorded(
+        metrics, arch_metrics, rows, data.source["split_names"]
+    )
     write_table(
         output,
         space="nb201",

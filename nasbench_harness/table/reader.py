@@ -733,8 +733,10 @@ class Table:
         """Rank agreement of ``metric`` between training seeds: the best any proxy can reach.
 
         Kendall's tau-b and Spearman's rho (``scipy.stats``) between every
-        pair of seeds over the distinct (representative) archs, both over the
-        connected ones (whose output depends on the input) and over all.
+        pair of seeds over the distinct (representative) archs: over the
+        connected ones (whose output depends on the input), over all, and, for
+        accuracies, over those that train above chance (``above_chance``:
+        every seed's value above the line of :meth:`_chance_threshold`).
         Archs with NaN in either seed are left out of that pair (counted in
         ``n_excluded``).
 
@@ -763,6 +765,10 @@ class Table:
         values = self._epoch_array(metric)[self._reps, :, e]
         connected = np.asarray(self.space.connected)[self._reps]
         subsets = {"connected": connected, "all": np.ones(self._reps.size, dtype=bool)}
+        chance = self._chance_threshold(metric)
+        if chance is not None:
+            with np.errstate(invalid="ignore"):
+                subsets["above_chance"] = (values > chance["threshold"]).all(axis=1)
         pairs = []
         for a, b in itertools.combinations(range(self.n_seeds), 2):
             entry: dict[str, Any] = {"seeds": [int(self.seeds[a]), int(self.seeds[b])]}
@@ -788,7 +794,7 @@ class Table:
                 stat: _mean_finite([p[label][stat] for p in pairs])
                 for stat in ("kendall_tau", "spearman_rho")
             }
-        return {
+        out = {
             "metric": metric,
             "epoch": int(e) + 1,
             "n_unique": int(self._reps.size),
@@ -796,6 +802,31 @@ class Table:
             "pairs": pairs,
             "mean": mean,
         }
+        if chance is not None:
+            out["chance"] = chance
+            out["n_above_chance"] = int(subsets["above_chance"].sum())
+        return out
+
+    def _chance_threshold(self, metric: str) -> dict | None:
+        """Chance accuracy of the table's data set and the line above which an arch
+        counts as trained (accuracy metrics only; None without a class count).
+
+        Chance is ``100 / n_classes`` percent; the line is chance plus three
+        binomial standard errors of a chance-level classifier on the split
+        (``100 * sqrt(p (1 - p) / n)``, ``n`` the split size from the
+        provenance, 1,000 where the provenance gives no number).
+        """
+        if metric not in schema.ACC_METRICS:
+            return None
+        try:
+            p = 1.0 / self.n_classes
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            return None
+        splits = self.provenance.get("dataset", {}).get("splits", {})
+        n = splits.get(metric.split("_")[0]) if isinstance(splits, dict) else None
+        n = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1000
+        threshold = 100.0 * (p + 3.0 * math.sqrt(p * (1.0 - p) / n))
+        return {"accuracy": 100.0 * p, "threshold": threshold, "split_size": n}
 
     def info(self) -> dict[str, Any]:
         """Summary for ``nasbench table info --json``."""

@@ -13,6 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 #: Value of the root attribute ``encoding-type``.
 ENCODING_TYPE = "nasbench-table"
 #: Value of the root attribute ``encoding-version`` this code writes and reads.
@@ -199,3 +201,104 @@ def _is_iso_utc(text: str) -> bool:
     except ValueError:
         return False
     return stamp.utcoffset() == _dt.timedelta(0)
+
+
+#: Optional provenance key declaring what the source of a table never recorded.
+NOT_RECORDED = "not_recorded"
+
+
+class NotRecorded:
+    """What a table's source never recorded (provenance ``not_recorded``, see docs/format.md).
+
+    An imported benchmark can lack whole metrics (NB201's ``cifar10`` has no
+    validation split), evaluate only some epochs (NB101: half-way and final),
+    or lack some training runs (an NB201 arch trained with two of three
+    seeds). Declared gaps are NaN like any hole, but they are not *missing
+    results*: the validator checks that they are NaN and does not count them.
+
+    Attributes
+    ----------
+    epoch_metrics
+        Metric name -> boolean mask over the epoch axis, true at the epochs
+        the source never recorded for it (all true for ``"all"``).
+    arch_metrics
+        Arch metrics the source never recorded (wholly NaN).
+    absent_runs
+        Number of (representative arch, seed) runs the source does not have
+        (every epoch metric NaN at every epoch), or None when undeclared.
+    problems
+        What is malformed in the declaration (empty = fine).
+    """
+
+    def __init__(self, prov: Any, n_epochs: int | None) -> None:
+        self.epoch_metrics: dict[str, Any] = {}
+        self.arch_metrics: tuple[str, ...] = ()
+        self.absent_runs: int | None = None
+        self.problems: list[str] = []
+        value = prov.get(NOT_RECORDED) if isinstance(prov, Mapping) else None
+        if value is None:
+            return
+        label = f"provenance {NOT_RECORDED}"
+        if not isinstance(value, Mapping):
+            self.problems.append(f"{label} must be an object (see docs/format.md)")
+            return
+        unknown = sorted(set(value) - {"epoch_metrics", "arch_metrics", "absent_runs", "why"})
+        if unknown:
+            self.problems.append(
+                f"{label} has unknown key(s) {', '.join(unknown)}; "
+                "allowed: epoch_metrics, arch_metrics, absent_runs, why"
+            )
+        self._parse_epoch_metrics(value.get("epoch_metrics", {}), n_epochs, label)
+        names = value.get("arch_metrics", [])
+        if not (isinstance(names, (list, tuple)) and all(n in ARCH_METRICS for n in names)):
+            self.problems.append(
+                f"{label}.arch_metrics must be a list of arch metrics ({', '.join(ARCH_METRICS)})"
+            )
+        else:
+            self.arch_metrics = tuple(names)
+        if "absent_runs" in value:
+            runs = value["absent_runs"]
+            if _is_int(runs) and runs >= 0:
+                self.absent_runs = int(runs)
+            else:
+                self.problems.append(f"{label}.absent_runs must be an integer >= 0")
+
+    def _parse_epoch_metrics(self, value: Any, n_epochs: int | None, label: str) -> None:
+        if not isinstance(value, Mapping):
+            self.problems.append(f"{label}.epoch_metrics must be an object: metric -> epochs")
+            return
+        for name, epochs in value.items():
+            if name not in EPOCH_METRICS:
+                self.problems.append(
+                    f"{label}.epoch_metrics: {name!r} is not an epoch metric "
+                    f"({', '.join(EPOCH_METRICS)})"
+                )
+                continue
+            if n_epochs is None:
+                continue
+            mask = np.zeros(n_epochs, dtype=bool)
+            if epochs == "all":
+                mask[:] = True
+            elif isinstance(epochs, (list, tuple)) and all(
+                _is_int(e) and 1 <= e <= n_epochs for e in epochs
+            ):
+                mask[np.asarray(epochs, dtype=np.int64) - 1] = True
+            else:
+                self.problems.append(
+                    f'{label}.epoch_metrics[{name!r}] must be "all" or a list of epochs '
+                    f"in 1..{n_epochs}"
+                )
+                continue
+            self.epoch_metrics[name] = mask
+
+    def epoch_mask(self, metric: str, n_epochs: int):
+        """Boolean ``(E,)``: true at the epochs ``metric`` was never recorded."""
+        mask = self.epoch_metrics.get(metric)
+        return np.zeros(n_epochs, dtype=bool) if mask is None else mask
+
+    def never(self, metric: str) -> bool:
+        """Whether ``metric`` was recorded at no epoch (or is a never-recorded arch metric)."""
+        if metric in self.arch_metrics:
+            return True
+        mask = self.epoch_metrics.get(metric)
+        return mask is not None and bool(mask.all())

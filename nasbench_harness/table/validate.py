@@ -87,6 +87,9 @@ class _Validator:
             return
         self.check_provenance()
         self.check_index()
+        self.not_recorded = schema.NotRecorded(self.prov, self.n_epochs)
+        for text in self.not_recorded.problems:
+            self.add(text)
         self.check_epoch_metrics()
         self.check_arch_metrics()
         self.check_proxies()
@@ -242,6 +245,7 @@ class _Validator:
                 f"/metrics/{extra}: not a metric of format v1 ({', '.join(schema.EPOCH_METRICS)})"
             )
         shape = self.expected_shape()
+        datasets = {}
         for metric in schema.EPOCH_METRICS:
             if metric not in schema.EPOCH_METRICS_MUST and metric not in present:
                 continue
@@ -256,7 +260,44 @@ class _Validator:
             if ds.ndim != 3 or ds.dtype.kind != "f":
                 continue
             self.check_units(ds, metric)
-            self.check_values(ds.name, metric, ds[()], must=metric in schema.EPOCH_METRICS_MUST)
+            datasets[metric] = ds
+        absent = self.absent_runs(datasets)
+        for metric, ds in datasets.items():
+            gaps = self.not_recorded.epoch_mask(metric, ds.shape[2])[None, None, :]
+            if absent is not None:
+                gaps = gaps | absent[:, :, None]
+            self.check_values(
+                ds.name, metric, ds[()], must=metric in schema.EPOCH_METRICS_MUST, gaps=gaps
+            )
+
+    def absent_runs(self, datasets: dict[str, h5py.Dataset]) -> np.ndarray | None:
+        """``(n_archs, S)`` runs with no value at all, when the provenance declares absent runs.
+
+        The declared count must match the result rows' runs without any value,
+        and every result row needs at least one run.
+        """
+        declared = self.not_recorded.absent_runs
+        if declared is None or not datasets:
+            return None
+        has_value = None
+        for ds in datasets.values():
+            seen = ~np.isnan(ds[()]).all(axis=2)
+            has_value = seen if has_value is None else has_value | seen
+        absent = ~has_value
+        rows = self.result_rows(absent.shape[0])
+        found = int(absent[rows].sum())
+        if found != declared:
+            self.add(
+                f"provenance {schema.NOT_RECORDED}.absent_runs is {declared}, but {found} "
+                f"(arch, seed) run(s) of representative archs have no value {HOLES_MARK}"
+            )
+        empty = rows[absent[rows].all(axis=1)]
+        if empty.size:
+            self.add(
+                f"/metrics: {empty.size} arch(s) have no run at all {HOLES_MARK}, first "
+                + ", ".join(f"arch {int(a)}" for a in empty[:MAX_LISTED])
+            )
+        return absent
 
     def check_arch_metrics(self) -> None:
         group = self.f.get("arch_metrics")
@@ -278,7 +319,9 @@ class _Validator:
             if ds.ndim != 1 or ds.dtype.kind != "f":
                 continue
             self.check_units(ds, metric)
-            self.check_values(ds.name, metric, ds[()], must=True)
+            never = metric in self.not_recorded.arch_metrics
+            gaps = np.ones(ds.shape, dtype=bool) if never else None
+            self.check_values(ds.name, metric, ds[()], must=True, gaps=gaps)
 
     def check_proxies(self) -> None:
         group = self.f.get("proxies")
@@ -314,11 +357,37 @@ class _Validator:
                 self.add(f"{label}: {int(np.isinf(scores).sum())} infinite score(s)")
             self.check_isomorphic(label, scores)
 
-    def check_values(self, label: str, metric: str, values: np.ndarray, *, must: bool) -> None:
+    def check_values(
+        self,
+        label: str,
+        metric: str,
+        values: np.ndarray,
+        *,
+        must: bool,
+        gaps: np.ndarray | None = None,
+    ) -> None:
+        """Holes, ranges and isomorphic rows of one metric.
+
+        ``gaps`` (broadcastable to ``values``) marks what the source declares
+        it never recorded: it must be NaN there, and those NaNs are no holes.
+        """
+        if gaps is not None and gaps.any():
+            gaps = np.broadcast_to(gaps, values.shape)
+            filled = gaps & ~np.isnan(values)
+            if filled.any():
+                self.add(
+                    f"{label}: {int(filled.sum())} value(s) where provenance "
+                    f"{schema.NOT_RECORDED} declares nothing recorded, first at "
+                    + self.positions(filled)
+                )
+        else:
+            gaps = None
         if must:
             # holes are counted where results live: the representatives' rows
             reps = self.result_rows(len(values))
             nan = np.isnan(values[reps])
+            if gaps is not None:
+                nan &= ~gaps[reps]
             if nan.any():
                 where = "of representative archs " if self.canon is not None else ""
                 self.add(
