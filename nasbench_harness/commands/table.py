@@ -33,7 +33,7 @@ def run_info(args) -> int:
     dataset = prov.get("dataset", {})
     print(f"table {info['path']}")
     print(
-        f"  space {prov.get('space')}: {table.n_archs:,} archs, seeds {list(table.seeds)}, "
+        f"  space {prov.get('space')}: {table.n_archs:,} archs, seeds {table.seeds.tolist()}, "
         f"epochs {table.epochs[0]}..{table.epochs[-1]}"
     )
     print(f"  dataset {dataset.get('name')} splits {dataset.get('splits')}")
@@ -42,7 +42,27 @@ def run_info(args) -> int:
         print(f"  proxies: {', '.join(table.proxy_names)}")
     ceiling = info.get("noise_ceiling") or {}
     if ceiling:
-        print(f"  noise ceiling: {ceiling}")
+        print(
+            f"  noise ceiling ({ceiling['metric']} at epoch {ceiling['epoch']}, seed vs seed, "
+            "mean over seed pairs):"
+        )
+        sizes = {
+            "above_chance": ceiling.get("n_above_chance"),
+            "connected": ceiling["n_connected"],
+            "all": ceiling["n_unique"],
+        }
+        for subset, size in sizes.items():
+            mean = ceiling["mean"].get(subset)
+            if mean is None:
+                continue
+            n = max((p[subset]["n"] for p in ceiling["pairs"]), default=0)
+            print(
+                f"    {subset:<12} Kendall tau-b {mean['kendall_tau']:.3f}, Spearman rho "
+                f"{mean['spearman_rho']:.3f} over {n:,} of {size:,} distinct archs"
+            )
+    not_recorded = prov.get("not_recorded")
+    if not_recorded:
+        print(f"  not recorded by the source: {not_recorded.get('why', not_recorded)}")
     if prov.get("synthetic"):
         print("  SYNTHETIC: made by a generator, not by training")
     return 0
