@@ -300,7 +300,8 @@ def test_nb201_twelve_epoch_schedule(tmp_path, small_source):
     _check_all_entries(table, small_source, "cifar100", (777, 888), 12, hp="less")
 
 
-def test_nb201_missing_seed_is_nan(tmp_path):
+def missing_seed_source(tmp_path):
+    """Source archs 5 and 6 at 3 seeds, 4 epochs; arch 5 lacks seed 999 on cifar10-valid."""
     data = nb201_dict(
         [5, 6],
         seeds=(777, 888, 999),
@@ -310,6 +311,11 @@ def test_nb201_missing_seed_is_nan(tmp_path):
     )
     src = tmp_path / "NB201.pth"
     torch.save(data, src, _use_new_zipfile_serialization=False)
+    return data, src
+
+
+def test_nb201_missing_seed_is_nan(tmp_path):
+    data, src = missing_seed_source(tmp_path)
     out = tmp_path / "t.h5"
     result = import_nb201(src, out, "cifar10-valid")
     table = open_table(out)
@@ -338,15 +344,7 @@ def _rewrite_h5(path, edit):
 
 def test_declared_gaps_hide_no_holes_and_no_values(tmp_path):
     """A not_recorded declaration excuses NaN only where it says, and only NaN."""
-    data = nb201_dict(
-        [5, 6],
-        seeds=(777, 888, 999),
-        missing={(5, "cifar10-valid", 999)},
-        epochs_full=4,
-        schedules=(("full", 200),),
-    )
-    src = tmp_path / "NB201.pth"
-    torch.save(data, src, _use_new_zipfile_serialization=False)
+    data, src = missing_seed_source(tmp_path)
     out = tmp_path / "t.h5"
     import_nb201(src, out, "cifar10-valid")
     assert validate_table(out) == []
