@@ -64,16 +64,26 @@ def score(valid_acc: float) -> float:
 
 
 def op_codes(space, indices) -> np.ndarray:
-    """The op index of each edge, ``(n, n_edges)`` int64, for arch indices."""
-    indices = np.atleast_1d(np.asarray(indices, dtype=np.int64))
-    n_ops = len(space.ops)
-    powers = n_ops ** np.arange(space.n_edges - 1, -1, -1, dtype=np.int64)
-    return (indices[:, None] // powers[None, :]) % n_ops
+    """The categorical code of each arch, ``(n, d)`` int64 (``space.encode_categorical``).
+
+    One column per variable of the space, with ``space.categorical_sizes[j]``
+    choices: on NB201 the op of each edge, on NB101 the 21 edge bits and 5
+    slot ops of the cell.
+    """
+    return space.encode_categorical(np.atleast_1d(np.asarray(indices, dtype=np.int64)))
 
 
 def from_op_codes(space, codes) -> np.ndarray:
-    """Inverse of :func:`op_codes`: arch indices from ``(n, n_edges)`` op indices."""
-    codes = np.atleast_2d(np.asarray(codes, dtype=np.int64))
-    n_ops = len(space.ops)
-    powers = n_ops ** np.arange(space.n_edges - 1, -1, -1, dtype=np.int64)
-    return codes @ powers
+    """Inverse of :func:`op_codes`: arch indices, -1 where a code is no arch (NB101)."""
+    return space.decode_categorical(np.atleast_2d(np.asarray(codes, dtype=np.int64)))
+
+
+def uniform_codes(rng: np.random.Generator, sizes, shape: tuple[int, int]) -> np.ndarray:
+    """Codes drawn uniformly per variable, ``shape = (n, len(sizes))`` int64.
+
+    With equal sizes (NB201) this is one ``rng.integers(size, shape)`` draw,
+    the same draws in the same order as a scalar bound gives.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    high = int(sizes[0]) if (sizes == sizes[0]).all() else sizes[None, :]
+    return rng.integers(high, size=shape)

@@ -35,4 +35,12 @@ def hardware_costs(algorithm, space, arch_metrics, metric: str) -> np.ndarray:
             f"{algorithm.name}: arch metric {metric!r} has shape {costs.shape}, "
             f"expected ({space.n_archs},), one value per architecture index"
         )
+    if np.isnan(costs).all():
+        others = [m for m in HARDWARE_METRICS if m in arch_metrics and m != metric]
+        usable = [m for m in others if not np.isnan(np.asarray(arch_metrics[m])).all()]
+        raise NasbenchError(
+            f"{algorithm.name}: the table has no value of {metric!r} (its source never "
+            "recorded it); choose another hw_metric"
+            + (f", e.g. --param hw_metric={usable[0]}" if usable else "")
+        )
     return costs

@@ -19,7 +19,7 @@ class Bananas(Algorithm):
     ensemble of ``n_models`` MLPs (ReLU, mean absolute error, Adam) on the
     path encoding of every architecture told so far, with the observed
     validation accuracy as target. Candidates are made by mutating the
-    ``n_parents`` best architectures (1 to ``max_edits`` one-op edits each,
+    ``n_parents`` best architectures (1 to ``max_edits`` edits each,
     ``n_candidates`` draws, duplicates and anything already queried or
     pending removed, topped up with random unseen architectures if needed);
     the ``batch_size`` candidates with the best acquisition value are
@@ -32,7 +32,13 @@ class Bananas(Algorithm):
 
     Reference settings: 10 initial, batch (k) 10, 5 models of 10 layers x 20
     units, MAE loss, Adam lr 0.01, 200 epochs, path encoding, ITS, 100
-    candidates from mutating the best 2. Deviations, to keep 100 runs fast:
+    candidates from mutating the best 2.
+
+    The encoding is the space's ``encode_path`` and an edit its
+    ``mutate``: on NB201 100 path features and one-op edits, on NB101 the
+    364 features of BANANAS' NB101 encoding (one per input-to-output path
+    labelled by its interior ops) and one change of the cell (an edge
+    flipped, an op replaced or a vertex put on an edge). Deviations, to keep 100 runs fast:
     the defaults here use 3 hidden layers of 20 units (``n_layers=10`` gives
     the reference depth), and each model trains ``n_epochs=100`` full-batch
     Adam steps instead of 200 epochs of mini-batches of 32 (about 0.6 s per
@@ -55,7 +61,7 @@ class Bananas(Algorithm):
     n_parents
         Best architectures that candidates are mutated from.
     max_edits
-        Most one-op edits per candidate.
+        Most edits (``space.mutate`` calls) per candidate.
     n_models
         Ensemble size.
     n_layers, layer_width

@@ -57,7 +57,11 @@ class Algorithm(abc.ABC):
         Parameters
         ----------
         space
-            The search space (:class:`~nasbench_harness.space.NB201Space`).
+            The search space (:class:`~nasbench_harness.space.NB201Space` or
+            :class:`~nasbench_harness.space_nb101.NB101Space`): ``sample``,
+            ``mutate``, ``neighbours``, ``canonical_ids``, ``encode_path`` and
+            the categorical encoding ``categorical_sizes`` /
+            ``encode_categorical`` / ``decode_categorical``.
         fidelities
             Epochs at which the table can answer, ascending; the last is the
             full budget.

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from algorithms._common import check_float, check_int, from_op_codes, op_codes
+from algorithms._common import check_float, check_int, from_op_codes, op_codes, uniform_codes
 from algorithms.hyperband import Hyperband
 
 
@@ -22,21 +22,27 @@ class BOHB(Hyperband):
     ``min_points``) and a bad set (the rest, at least ``min_points``, so a
     model needs ``2 * min_points`` results at an epoch for these defaults).
     ``l`` and ``g`` are products of one Aitchison-Aitken (categorical) kernel
-    per edge over its ops, as BOHB does for categorical parameters: the
-    bandwidth of each edge is the normal-reference rule
-    ``1.06 * std * n ** (-1 / (4 + d))`` on the op codes scaled to [0, 1],
-    clipped to ``[min_bandwidth, (c - 1) / c]`` (``(c - 1) / c`` is the
-    uniform kernel). HpBandSter applies the rule to the raw codes 0..4,
-    which for 5 ops gives bandwidths at or beyond the uniform kernel: a
-    model that cannot tell good from bad; the scaling is this
+    per variable of the space's categorical encoding
+    (``space.categorical_sizes``: on NB201 the op of each of the 6 edges, 5
+    choices; on NB101 the 21 edge bits of the 7 x 7 matrix, 2 choices, and
+    the ops of 5 interior slots, 3 choices), as BOHB does for categorical
+    parameters: the bandwidth of each variable with ``c`` choices is the
+    normal-reference rule ``1.06 * std * n ** (-1 / (4 + d))`` on its codes
+    scaled to [0, 1], clipped to ``[min_bandwidth, (c - 1) / c]`` (``(c -
+    1) / c`` is the uniform kernel). HpBandSter applies the rule to the raw
+    codes 0..c-1, which for 5 ops gives bandwidths at or beyond the uniform
+    kernel: a model that cannot tell good from bad; the scaling is this
     implementation's choice. A draw from ``l`` copies a random good
-    architecture and keeps each edge's op with probability
-    ``1 - bandwidth_factor * bandwidth``, otherwise draws that op uniformly
-    (Falkner, Klein & Hutter, 2018, "BOHB: Robust and Efficient
-    Hyperparameter Optimization at Scale", ICML; HpBandSter defaults: top
-    15 %, ``min_points = d + 1`` = 7, 64 samples, bandwidth factor 3,
-    minimum bandwidth 1e-3, random fraction 1/3). Architectures already in
-    the same bracket are not proposed twice.
+    architecture's code and keeps each variable with probability ``1 -
+    bandwidth_factor * bandwidth``, otherwise draws it uniformly (Falkner,
+    Klein & Hutter, 2018, "BOHB: Robust and Efficient Hyperparameter
+    Optimization at Scale", ICML; HpBandSter defaults: top 15 %,
+    ``min_points = d + 1`` (7 on NB201, 27 on NB101), 64 samples, bandwidth
+    factor 3, minimum bandwidth 1e-3, random fraction 1/3). Draws whose code
+    is no architecture (NB101: more than 9 edges after pruning, or no
+    input-to-output path) are skipped, and architectures already in the
+    same bracket are not proposed twice; if no draw is left, the new
+    architecture is uniform random.
 
     Parameters
     ----------
@@ -47,7 +53,7 @@ class BOHB(Hyperband):
     top_fraction
         Fraction of results in the good set.
     min_points
-        Least size of the good and the bad set; ``None`` = number of edges + 1.
+        Least size of the good and the bad set; ``None`` = number of variables + 1.
     n_samples
         Draws from ``l`` per new architecture.
     random_fraction
@@ -88,14 +94,14 @@ class BOHB(Hyperband):
         super().setup(space, fidelities)
         self._top_fraction = check_float(self, "top_fraction", 0.0, 1.0, low_open=True)
         if self.min_points is None:
-            self._min_points = space.n_edges + 1
+            self._min_points = len(space.categorical_sizes) + 1
         else:
             self._min_points = check_int(self, "min_points", 1)
         check_int(self, "n_samples", 1)
         check_float(self, "random_fraction", 0.0, 1.0)
         check_float(self, "bandwidth_factor", 0.0, low_open=True)
         check_float(self, "min_bandwidth", 0.0, 1.0, low_open=True)
-        self._n_ops = len(space.ops)
+        self._sizes = np.asarray(space.categorical_sizes, dtype=np.int64)
         self._observations: dict[int, tuple[list[int], list[float]]] = {}
         self._models: dict[int, tuple[int, tuple] | None] = {}
 
@@ -133,15 +139,14 @@ class BOHB(Hyperband):
 
     def _bandwidth(self, codes: np.ndarray) -> np.ndarray:
         n, d = codes.shape
-        scaled = codes / (self._n_ops - 1)  # op codes on [0, 1]
+        scaled = codes / (self._sizes - 1)  # codes on [0, 1]
         bw = 1.06 * scaled.std(axis=0) * n ** (-1.0 / (4 + d))
-        return np.clip(bw, float(self.min_bandwidth), (self._n_ops - 1) / self._n_ops)
+        return np.clip(bw, float(self.min_bandwidth), (self._sizes - 1) / self._sizes)
 
     def _density(self, x: np.ndarray, data: np.ndarray, bw: np.ndarray) -> np.ndarray:
-        c = self._n_ops
         h = bw
         same = x[:, None, :] == data[None, :, :]
-        kernel = np.where(same, 1.0 - h, h / (c - 1))
+        kernel = np.where(same, 1.0 - h, h / (self._sizes - 1))
         return kernel.prod(axis=2).mean(axis=1)
 
     def _sample_new(self, bracket) -> int:
@@ -155,15 +160,15 @@ class BOHB(Hyperband):
         base = good[self.rng.integers(len(good), size=k)]
         keep_prob = 1.0 - np.maximum(good_bw * float(self.bandwidth_factor), self.min_bandwidth)
         keep = self.rng.random(base.shape) < keep_prob[None, :]
-        random_ops = self.rng.integers(self._n_ops, size=base.shape)
-        samples = np.where(keep, base, random_ops)
+        random_codes = uniform_codes(self.rng, self._sizes, base.shape)
+        samples = np.where(keep, base, random_codes)
         log_ratio = np.log(np.maximum(self._density(samples, good, good_bw), 1e-32)) - np.log(
             np.maximum(self._density(samples, bad, bad_bw), 1e-32)
         )
         ratio = np.round(log_ratio, 9)  # equal up to rounding noise: keep draw order
-        archs = from_op_codes(self.space, samples)
+        archs = from_op_codes(self.space, samples)  # -1: the code is no architecture
         taken = {int(self._canonical[a]) for a in bracket.archs}
         for i in np.argsort(-ratio, kind="stable"):
-            if int(self._canonical[archs[i]]) not in taken:
+            if archs[i] >= 0 and int(self._canonical[archs[i]]) not in taken:
                 return int(archs[i])
         return super()._sample_new(bracket)

@@ -11,7 +11,9 @@ class LocalSearch(Algorithm):
 
     The search starts from ``n_init`` uniform random architectures and moves
     to the best of them. From the current architecture it scans its one-op
-    neighbours (24 in NAS-Bench-201) in a freshly shuffled order and moves at
+    neighbours (``space.neighbours``: 24 in NAS-Bench-201; in NAS-Bench-101
+    the distinct cells one edge flip, op change or vertex insertion away)
+    in a freshly shuffled order and moves at
     the first neighbour with a strictly higher observed validation accuracy
     (first improvement). A neighbour seen before (isomorphic ones included)
     is not queried again: its first observed accuracy is reused. When every

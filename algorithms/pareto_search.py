@@ -14,7 +14,8 @@ class ParetoSearch(Algorithm):
 
     A global simple evolutionary multi-objective optimiser (GSEMO; Laumanns,
     Thiele & Zitzler, 2004, IEEE TEC): after ``n_init`` uniform random
-    architectures, each proposal mutates (one edge, a different op) a
+    architectures, each proposal mutates (``space.mutate``: on NB201 one
+    edge, a different op; on NB101 one change of the cell) a
     parent drawn uniformly from the current front, retrying up to 20 times
     for an architecture not yet queried (isomorphic ones count as queried).
     The front holds every told architecture that no other told one dominates

@@ -14,7 +14,9 @@ class RegularizedEvolution(Algorithm):
     The first ``population_size`` proposals are uniform random architectures.
     After that each proposal mutates the best (by observed validation
     accuracy) of ``sample_size`` members drawn without replacement from the
-    population: one edge gets a different op. Every told result joins the
+    population: ``space.mutate``, on NB201 one edge getting a different op,
+    on NB101 one change of the cell (an edge flipped, an interior op
+    replaced or a vertex put on an edge). Every told result joins the
     population and the oldest member leaves once it exceeds
     ``population_size`` (Real et al., 2019, "Regularized Evolution for Image
     Classifier Architecture Search", AAAI).

@@ -59,6 +59,13 @@ sequence) for the four input-to-output paths ``0->3``, ``0->1->3``,
 ordered by path as listed, then by op sequence in base 4 (ops in
 :data:`OPS` order without ``none``, first edge most significant). This is
 BANANAS' path encoding with the path's shape kept in the feature.
+
+Categorical encoding
+--------------------
+:meth:`NB201Space.encode_categorical` gives one categorical variable per
+edge, the position of its op in :data:`OPS` (``categorical_sizes`` is
+``(5,) * 6``): the base-5 digits of the index, first edge first.
+:meth:`NB201Space.decode_categorical` inverts it; every code is an arch.
 """
 
 from __future__ import annotations
@@ -344,6 +351,8 @@ class NB201Space:
     n_archs = _N_ARCHS
     n_onehot = _N_EDGES * _N_OPS
     n_paths = sum((_N_OPS - 1) ** len(p) for p in PATHS)
+    #: Number of choices of each categorical variable (one per edge: its op).
+    categorical_sizes: tuple[int, ...] = (_N_OPS,) * _N_EDGES
 
     def __init__(self) -> None:
         self._archs: list[Arch] = [tuple(OPS[d] for d in _digits(i)) for i in range(_N_ARCHS)]
@@ -530,6 +539,23 @@ class NB201Space:
         out[rows, np.arange(_N_EDGES) * _N_OPS + digits] = 1.0
         return out
 
+    def encode_categorical(self, archs: Any) -> np.ndarray:
+        """The op of each edge (position in :data:`OPS`), ``int64 [n, 6]``.
+
+        One categorical variable per edge, with ``categorical_sizes[e]``
+        choices; ``archs`` is one arch or a sequence/array of archs.
+        """
+        return self._digits[self._as_indices(archs)].astype(np.int64)
+
+    def decode_categorical(self, codes: Any) -> np.ndarray:
+        """Arch indices, ``int64 [n]``, of ``[n, 6]`` codes from :meth:`encode_categorical`.
+
+        Every code is an arch (no entry is -1, unlike in spaces with invalid
+        codes). Codes outside ``0..4`` raise :class:`ArchError`.
+        """
+        codes = _check_codes(codes, self.categorical_sizes)
+        return codes @ np.array(_PLACE, dtype=np.int64)
+
     def encode_path(self, archs: Any) -> np.ndarray:
         """Path encoding, ``float32 [n, 100]``; see the module docstring."""
         digits = self._digits[self._as_indices(archs)].astype(np.int64)
@@ -553,6 +579,28 @@ def _is_op_sequence(value: Any) -> bool:
         and len(value) == _N_EDGES
         and all(isinstance(v, str) and v in _OP_ID for v in value)
     )
+
+
+def _check_codes(codes: Any, sizes: Sequence[int]) -> np.ndarray:
+    """``codes`` as an int64 ``[n, len(sizes)]`` array, every value in ``0..sizes[j] - 1``."""
+    arr = np.asarray(codes)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    d = len(sizes)
+    if arr.ndim != 2 or arr.shape[1] != d or (arr.size and arr.dtype.kind not in "iu"):
+        raise ArchError(
+            f"categorical codes must be an integer array of shape (n, {d}), one column per "
+            f"variable, got {arr.dtype} {arr.shape}; make them with encode_categorical()"
+        )
+    arr = arr.astype(np.int64)
+    bad = (arr < 0) | (arr >= np.asarray(sizes, dtype=np.int64)[None, :])
+    if bad.any():
+        row, column = (int(v) for v in np.argwhere(bad)[0])
+        raise ArchError(
+            f"categorical code {int(arr[row, column])} of variable {column} (row {row}) is out "
+            f"of range; variable {column} takes 0..{sizes[column] - 1} (categorical_sizes)"
+        )
+    return arr
 
 
 def _check_rng(rng: Any) -> np.random.Generator:

@@ -17,6 +17,26 @@ String
     representative of a hash is the first cell met when enumerating vertex
     counts 2..7, edge sets in binary order and ops in product order.
 
+Categorical encoding
+    :meth:`NB101Space.encode_categorical` writes a cell as 26 categorical
+    variables (``categorical_sizes``): the 21 upper-triangular entries of a
+    7 x 7 adjacency matrix, row by row (``(0,1), (0,2), ..., (0,6), (1,2),
+    ..., (5,6)``; 2 choices each), then the ops of slots 1..5 (position in
+    :data:`OPS`; 3 choices each). A pruned cell of ``n`` vertices sits in the
+    7 slots in a fixed way: the input in slot 0, its interior vertices in
+    slots ``1..n-2`` (in order), the output in slot 6; the unused slots
+    ``n-1..5`` have no edges and op 0. :meth:`NB101Space.decode_categorical`
+    builds the 7-vertex cell of any code, prunes it, checks the space's
+    rules (at most 9 edges, output reachable from input) and looks up its
+    hash, giving -1 for codes that are no arch; ``decode(encode(i)) == i``.
+Path encoding
+    :meth:`NB101Space.encode_path` is BANANAS' path encoding (White et al.,
+    2021): one binary feature per input-to-output path, labelled by the
+    sequence of its interior ops. With 3 ops and at most 5 interior vertices
+    there are ``3**0 + 3**1 + ... + 3**5 = 364`` features, ordered by the
+    number of interior ops (0, the direct edge, first), then by the op
+    sequence in base 3 (ops in :data:`OPS` order, first op most significant).
+
 The space is enumerated once (about 1.3 million labelled graphs, a few
 minutes) and cached as ``nb101-space-v1.npz`` in ``$NASBENCH_CACHE_DIR``
 (default ``~/.cache/nasbench-harness``).
@@ -35,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from nasbench_harness.errors import ArchError
+from nasbench_harness.space import _check_codes
 
 __all__ = ["OPS", "NB101Space", "module_hash", "prune"]
 
@@ -48,6 +69,14 @@ MAX_EDGES = 9
 N_ARCHS = 423_624
 _CACHE_NAME = "nb101-space-v1.npz"
 _NO_OP = 255
+#: Upper-triangular entries of the 7 x 7 matrix, row by row: the edge variables.
+_SLOT_PAIRS: tuple[tuple[int, int], ...] = tuple(
+    (a, b) for a in range(MAX_VERTICES) for b in range(a + 1, MAX_VERTICES)
+)
+_N_EDGE_VARS = len(_SLOT_PAIRS)
+_PAIR_COLUMN = {pair: k for k, pair in enumerate(_SLOT_PAIRS)}
+#: First feature of the paths with ``L`` interior ops, ``L = 0..5`` (and the total).
+_PATH_OFFSETS = tuple((len(OPS) ** k - 1) // (len(OPS) - 1) for k in range(MAX_VERTICES))
 
 
 def module_hash(matrix: Any, ops: Sequence[str]) -> str:
@@ -188,6 +217,10 @@ class NB101Space:
     name = "nb101"
     ops: tuple[str, ...] = OPS
     n_archs = N_ARCHS
+    #: Choices of each categorical variable: 21 edge bits, then 5 slot ops.
+    categorical_sizes: tuple[int, ...] = (2,) * _N_EDGE_VARS + (len(OPS),) * (MAX_VERTICES - 2)
+    #: Features of :meth:`encode_path` (364).
+    n_paths = _PATH_OFFSETS[-1]
 
     def __init__(self, arrays: dict[str, np.ndarray] | None = None) -> None:
         if arrays is None:
@@ -377,6 +410,101 @@ class NB101Space:
             raise TypeError("rng must be a numpy.random.Generator")
         draw = rng.integers(0, self.n_archs, size=size, dtype=np.int64)
         return int(draw) if size is None else draw
+
+    # -- encodings ---------------------------------------------------------------
+
+    def _indices(self, archs: Any) -> np.ndarray:
+        """Indices (int64 array) of one arch or a sequence/array of archs."""
+        if isinstance(archs, np.ndarray) and np.issubdtype(archs.dtype, np.integer):
+            out = archs.astype(np.int64).ravel()
+            bad = (out < 0) | (out >= self.n_archs)
+            if bad.any():
+                self.index(int(out[np.argmax(bad)]))  # raises, naming the index
+            return out
+        single = isinstance(archs, (int, np.integer, str)) or (
+            isinstance(archs, tuple) and len(archs) == 2 and isinstance(archs[1], (list, tuple))
+        )
+        if single:
+            return np.array([self.index(archs)], dtype=np.int64)
+        return np.fromiter((self.index(a) for a in archs), dtype=np.int64)
+
+    def encode_categorical(self, archs: Any) -> np.ndarray:
+        """The categorical code of each arch, ``int64 [n, 26]``; see the module docstring.
+
+        ``archs`` is one arch or a sequence/array of archs.
+        """
+        idx = self._indices(archs)
+        count = self._n[idx].astype(np.int64)
+        bits = self._bits[idx].astype(np.int64)
+        ops = self._ops[idx]
+        out = np.zeros((idx.size, len(self.categorical_sizes)), dtype=np.int64)
+        for n in range(2, MAX_VERTICES + 1):
+            rows = np.flatnonzero(count == n)
+            if rows.size == 0:
+                continue
+            slot = [*range(n - 1), MAX_VERTICES - 1]  # interior vertices first, output last
+            k = 0
+            for a in range(n):
+                for b in range(a + 1, n):
+                    out[rows, _PAIR_COLUMN[slot[a], slot[b]]] = (bits[rows] >> k) & 1
+                    k += 1
+            out[rows, _N_EDGE_VARS : _N_EDGE_VARS + n - 2] = ops[rows, : n - 2]
+        return out
+
+    def decode_categorical(self, codes: Any) -> np.ndarray:
+        """Arch indices, ``int64 [n]``, of ``[n, 26]`` categorical codes; -1 where no arch.
+
+        Each code's 7-vertex cell is pruned, checked (at most 9 edges, output
+        reachable from input) and hashed. Values outside ``categorical_sizes``
+        raise :class:`ArchError`.
+        """
+        codes = _check_codes(codes, self.categorical_sizes)
+        rows, columns = np.triu_indices(MAX_VERTICES, k=1)  # row by row, as _SLOT_PAIRS
+        out = np.full(codes.shape[0], -1, dtype=np.int64)
+        for r, code in enumerate(codes):
+            m = np.zeros((MAX_VERTICES, MAX_VERTICES), dtype=np.int64)
+            m[rows, columns] = code[:_N_EDGE_VARS]
+            ops = [INPUT] + [OPS[c] for c in code[_N_EDGE_VARS:].tolist()] + [OUTPUT]
+            found = self._valid_index(m, ops)
+            if found is not None:
+                out[r] = found
+        return out
+
+    def encode_path(self, archs: Any) -> np.ndarray:
+        """BANANAS' path encoding, ``float32 [n, 364]``; see the module docstring."""
+        idx = self._indices(archs)
+        out = np.zeros((idx.size, self.n_paths), dtype=np.float32)
+        n_ops = len(OPS)
+        for r, i in enumerate(idx.tolist()):
+            ops = self._ops[i].tolist()
+            for path in _interior_paths(int(self._n[i]), int(self._bits[i])):
+                code = 0
+                for v in path:
+                    code = code * n_ops + ops[v - 1]
+                out[r, _PATH_OFFSETS[len(path)] + code] = 1.0
+        return out
+
+
+@functools.cache
+def _interior_paths(n: int, bits: int) -> tuple[tuple[int, ...], ...]:
+    """The interior vertices of every input-to-output path of an ``n``-vertex cell."""
+    succs: list[list[int]] = [[] for _ in range(n)]
+    k = 0
+    for a in range(n):
+        for b in range(a + 1, n):
+            if (bits >> k) & 1:
+                succs[a].append(b)
+            k += 1
+    paths = []
+    stack: list[tuple[int, tuple[int, ...]]] = [(0, ())]
+    while stack:
+        v, inner = stack.pop()
+        for w in succs[v]:
+            if w == n - 1:
+                paths.append(inner)
+            else:
+                stack.append((w, (*inner, w)))
+    return tuple(sorted(paths))
 
 
 def _parse(text: str) -> tuple[np.ndarray, list[str]]:
