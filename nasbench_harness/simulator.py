@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import heapq
 import time
+import warnings
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -187,7 +188,8 @@ class _TableView:
         self.recorded = ~valid_gaps
         times = np.asarray(table.array("train_time_s"), dtype=np.float64)
         self.cum_time = np.cumsum(times, axis=2)  # NaN propagates to later epochs
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # archs with no seed: NaN
             final_valid = np.nanmean(np.asarray(table.array("valid_acc"))[:, :, -1], axis=1)
             final_test = np.nanmean(np.asarray(table.array("test_acc"))[:, :, -1], axis=1)
         self.final_valid = final_valid

@@ -16,10 +16,16 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    # generated data sets are cached on disk: keep the tests' cache apart from the user's
+    # generated data sets and the enumerated nb101 space are cached on disk: keep the tests'
+    # cache apart from the user's; NASBENCH_TEST_CACHE_DIR names one to keep between runs
     import os
     import tempfile
 
+    kept = os.environ.get("NASBENCH_TEST_CACHE_DIR")
+    if kept:
+        os.makedirs(kept, exist_ok=True)
+        os.environ["NASBENCH_CACHE_DIR"] = kept
+        return
     config._nasbench_cache = tempfile.mkdtemp(prefix="nasbench-test-cache-")
     os.environ["NASBENCH_CACHE_DIR"] = config._nasbench_cache
 
