@@ -5,6 +5,11 @@ and private ``_*`` modules) is imported, and each :class:`~algorithms.base.Algor
 subclass *defined in it* with a non-empty ``name`` is registered under that
 name. A user's own algorithm is named ``path/to/file.py:ClassName`` (or just
 ``path/to/file.py`` when the file defines exactly one algorithm).
+
+The weight-sharing methods (``darts``, ``gdas``, ``rsps``) are not
+algorithms of this interface: they train a supernet in real time instead of
+querying the table in simulated time. :func:`list_weight_sharing` names them
+(``nasbench search`` runs them through :mod:`nasbench_harness.oneshot`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ __all__ = [
     "default_budget",
     "get_algorithm_class",
     "list_algorithms",
+    "list_weight_sharing",
     "make_algorithm",
     "parse_param_strings",
 ]
@@ -151,6 +157,11 @@ def get_algorithm_class(name_or_path: str) -> type[Algorithm]:
         return registry[name_or_path]
     if ".py" in name_or_path or "/" in name_or_path or ":" in name_or_path:
         return _load_from_file(name_or_path)
+    if name_or_path in list_weight_sharing():
+        raise NasbenchError(
+            f"{name_or_path!r} is a weight-sharing method: it trains a supernet in real time and "
+            f"does not run in simulated time; use `nasbench search --algorithm {name_or_path}`"
+        )
     known = ", ".join(registry)
     message = (
         f"unknown algorithm {name_or_path!r}; known: {known}; "
@@ -169,6 +180,16 @@ def list_algorithms() -> dict[str, str]:
         doc = inspect.getdoc(cls) or ""
         out[name] = doc.strip().splitlines()[0] if doc.strip() else cls.__name__
     return out
+
+
+def list_weight_sharing() -> dict[str, str]:
+    """Weight-sharing methods (real-time supernet training) with a one-line description."""
+    from nasbench_harness.oneshot.search import list_methods
+
+    return {
+        name: f"[weight-sharing, real wall-clock time] {description}"
+        for name, description in list_methods().items()
+    }
 
 
 def make_algorithm(name: str, seed: int | None = None, **hyperparameters: Any) -> Algorithm:

@@ -1,8 +1,9 @@
 """``nasbench correlate``: rank correlations of stored and low-fidelity proxies with the truth.
 
-For every proxy stored in the table, and for the table's own seed-mean
-validation accuracy after each epoch e (``valid_acc@e``, a low-fidelity
-proxy), against two truths, the seed-mean last-epoch ``valid_acc`` and
+For every proxy stored in the table (``kind`` "training-free" unless its
+attributes say otherwise, as the one-shot proxy's do), and for the table's
+own seed-mean validation accuracy after each epoch e (``valid_acc@e``, a
+low-fidelity proxy), against two truths, the seed-mean last-epoch ``valid_acc`` and
 ``test_acc``, over the distinct archs (one per isomorphism class), both over
 all of them and over the connected ones only (disconnected cells train to
 chance level):
@@ -227,7 +228,7 @@ def _entry(name, raw, info, truths, subsets, fraction, n_resamples, i) -> dict:
 
 def _attrs(table, name: str) -> dict:
     attrs = getattr(table, "proxy_attrs", {}).get(name, {})
-    return {k: attrs[k] for k in ("n_failures", "n_unscored", "seeds") if k in attrs}
+    return {k: attrs[k] for k in ("kind", "n_failures", "n_unscored", "seeds") if k in attrs}
 
 
 def _fmt(x) -> str:

@@ -20,7 +20,10 @@ def register(subparsers) -> None:
             "the scores in the table's proxy group. Finished scores go to TABLE.proxies.jsonl "
             "first, so an interrupted run resumes when run again. The data set and skeleton "
             "come from the table's provenance recipe; a table without a training recipe "
-            "(e.g. a synthetic one) needs --recipe-json."
+            "(e.g. a synthetic one) needs --recipe-json. The proxy 'oneshot' (not part of 'all': "
+            "it trains a supernet per proxy seed, minutes each) is the validation accuracy of "
+            "every arch with weights inherited from a supernet trained by uniform path sampling "
+            "on the table's data (nasbench_harness.oneshot.proxy, docs/oneshot.md)."
         ),
     )
     parser.add_argument("table", metavar="TABLE", help="table file (HDF5), changed in place")
@@ -56,6 +59,20 @@ def register(subparsers) -> None:
         metavar="JSON|FILE",
         help="a training recipe (JSON object or a file holding one) overriding the table's",
     )
+    parser.add_argument(
+        "--oneshot-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="proxy 'oneshot' only: a supernet schedule setting (RSPS hyperparameter, e.g. "
+        "epochs=20) or eval_examples=N (validation examples per arch, default 512; null: all); "
+        "repeatable",
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="proxy 'oneshot' only: where the supernets train and evaluate (default: cpu)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json_flag(parser)
     parser.set_defaults(func=run)
@@ -78,6 +95,24 @@ def _recipe(text: str | None):
     return Recipe.from_dict(raw)
 
 
+def _score_oneshot(args, recipe) -> dict:
+    from algorithms.registry import parse_param_strings
+    from nasbench_harness.oneshot.proxy import DEFAULT_EVAL_EXAMPLES, score_oneshot
+
+    schedule = parse_param_strings(args.oneshot_param)
+    eval_examples = schedule.pop("eval_examples", DEFAULT_EVAL_EXAMPLES)
+    return score_oneshot(
+        args.table,
+        seeds=args.seeds,
+        recipe=recipe,
+        schedule=schedule,
+        eval_examples=eval_examples,
+        device=args.device,
+        limit=args.limit,
+        progress=not args.no_progress,
+    )
+
+
 def run(args) -> int:
     from nasbench_harness.proxies import proxy_names
     from nasbench_harness.proxies.score import score_table
@@ -87,16 +122,22 @@ def run(args) -> int:
         names = proxy_names()
     if args.workers < 1:
         raise NasbenchError(f"--workers {args.workers}: give 1 or more")
-    summary = score_table(
-        args.table,
-        names,
-        seeds=args.seeds,
-        workers=args.workers,
-        limit=args.limit,
-        recipe=_recipe(args.recipe_json),
-        batch_size=args.batch_size,
-        progress=not args.no_progress,
-    )
+    recipe = _recipe(args.recipe_json)
+    summary = {}
+    training_free = [n for n in names if n != "oneshot"]
+    if training_free or not names:
+        summary = score_table(
+            args.table,
+            training_free,
+            seeds=args.seeds,
+            workers=args.workers,
+            limit=args.limit,
+            recipe=recipe,
+            batch_size=args.batch_size,
+            progress=not args.no_progress,
+        )
+    if "oneshot" in names:
+        summary["oneshot"] = _score_oneshot(args, recipe)
     if args.json:
         emit_json({"table": args.table, "seeds": args.seeds, "proxies": summary})
     else:

@@ -1,10 +1,17 @@
-"""``nasbench search``: one seeded search run in simulated time, its trace and incumbent."""
+"""``nasbench search``: one seeded search run in simulated time, its trace and incumbent.
+
+The weight-sharing methods (``darts``, ``gdas``, ``rsps``;
+:mod:`nasbench_harness.oneshot`) run here too: they train a supernet for real
+on the table's data set and skeleton, and their trace's clock is real
+wall-clock seconds, labelled as such (see ``docs/oneshot.md``).
+"""
 
 from __future__ import annotations
 
 from algorithms.registry import (
     default_budget,
     list_algorithms,
+    list_weight_sharing,
     make_algorithm,
     parse_param_strings,
 )
@@ -24,7 +31,11 @@ def register(subparsers) -> None:
             "regret). The seed seeds both the algorithm and the draw of training seeds. "
             "Default budget: the time to train 200 typical architectures to the table's last "
             "epoch (median full training time x 200; algorithms.registry.default_budget). "
-            "`nasbench search --list` lists the algorithms."
+            "`nasbench search --list` lists the algorithms. The weight-sharing methods "
+            "(darts, gdas, rsps) instead train a supernet for real on the table's data set and "
+            "skeleton (its provenance recipe) and look the derived architecture up in the "
+            "table; their cost is real wall-clock seconds, set by their schedule "
+            "(--param epochs=N), not by --budget."
         ),
     )
     parser.add_argument(
@@ -59,6 +70,18 @@ def register(subparsers) -> None:
         metavar="KEY=VALUE",
         help="algorithm hyperparameter (repeatable); VALUE is read as JSON, else as text",
     )
+    parser.add_argument(
+        "--recipe-json",
+        default=None,
+        metavar="JSON|FILE",
+        help="weight-sharing methods only: a training recipe (JSON object or a file holding "
+        "one) overriding the table's, for tables without one (e.g. synthetic)",
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="weight-sharing methods only: where the supernet trains (default: cpu)",
+    )
     parser.add_argument("--list", action="store_true", help="list the algorithms and exit")
     add_json_flag(parser)
     parser.set_defaults(func=run)
@@ -67,17 +90,27 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.list:
         algorithms = list_algorithms()
+        weight_sharing = list_weight_sharing()
         if args.json:
-            emit_json({"algorithms": algorithms})
+            emit_json({"algorithms": algorithms, "weight_sharing": weight_sharing})
         else:
-            width = max(len(name) for name in algorithms)
+            width = max(len(name) for name in (*algorithms, *weight_sharing))
             for name, description in algorithms.items():
+                print(f"{name:<{width}}  {description}")
+            for name, description in weight_sharing.items():
                 print(f"{name:<{width}}  {description}")
         return 0
     if not args.algorithm:
         raise NasbenchError("give --algorithm NAME (see `nasbench search --list`)")
     from nasbench_harness.table import open_table
 
+    if args.algorithm in list_weight_sharing():
+        return run_weight_sharing(args, open_table(args.table))
+    if args.recipe_json is not None or args.device != "cpu":
+        raise NasbenchError(
+            f"--recipe-json and --device are for the weight-sharing methods "
+            f"({', '.join(list_weight_sharing())}); {args.algorithm} runs in simulated time"
+        )
     table = open_table(args.table)
     params = parse_param_strings(args.param)
     algorithm = make_algorithm(args.algorithm, seed=args.seed, **params)
@@ -102,6 +135,58 @@ def run(args) -> int:
         emit_json(out)
     else:
         print_summary(out, trace)
+    return 0
+
+
+def run_weight_sharing(args, table) -> int:
+    """``nasbench search`` for a weight-sharing method: a real supernet run, then the lookup."""
+    from nasbench_harness.commands.proxies import _recipe
+    from nasbench_harness.oneshot.search import run_oneshot, summary
+
+    if args.budget is not None:
+        raise NasbenchError(
+            f"{args.algorithm} is a weight-sharing method: its cost is real time set by its "
+            "schedule (--param epochs=N), not a simulated --budget; leave --budget out"
+        )
+    if args.workers != 1:
+        raise NasbenchError(f"{args.algorithm} runs one supernet: leave --workers out")
+    params = parse_param_strings(args.param)
+    trace, run = run_oneshot(
+        table,
+        args.algorithm,
+        seed=args.seed,
+        recipe=_recipe(args.recipe_json),
+        device=args.device,
+        **params,
+    )
+    out = {
+        "table": str(getattr(table, "path", "")),
+        "algorithm": args.algorithm,
+        "kind": "weight-sharing",
+        "clock": trace.params["clock"],
+        "seed": args.seed,
+        "wall_time_s": trace.budget_s,
+        "params": trace.params,
+        "incumbent": summary(table, trace, run),
+        "arch_weights": run.arch_weights[-1].tolist() if run.arch_weights.size else None,
+        "trace": trace.to_dict(),
+    }
+    if args.json:
+        emit_json(out)
+        return 0
+    inc = out["incumbent"]
+    print(
+        f"{args.algorithm} (seed {args.seed}, weight-sharing): {trace.n_queries} derivations, "
+        f"{inc['wall_time_s']:.1f} s real wall-clock time (not simulated)"
+    )
+    print(
+        f"derived    {inc['arch_string']}  (index {inc['arch']}, since {inc['found_at_s']:.1f} s)"
+    )
+    print(
+        f"  table seed-mean valid {inc['valid_acc']:.2f}  test {inc['test_acc']:.2f}  "
+        f"regret {inc['regret']:.3f} (table best test {inc['best_test_acc']:.2f}); "
+        f"one-shot valid {inc['oneshot_valid_acc']:.2f}"
+    )
     return 0
 
 

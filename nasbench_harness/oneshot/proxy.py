@@ -1,0 +1,253 @@
+"""The one-shot proxy: every arch's validation accuracy with a trained supernet's weights.
+
+For proxy seed ``k`` a supernet is trained with RSPS' uniform single-path
+sampling (:func:`~nasbench_harness.oneshot.rsps.train_uniform_supernet`,
+seed ``k``) on the table's training split, in the table's skeleton; then
+every distinct arch of the table (the representatives in
+``/archs/canonical``) is evaluated on the table's validation split with the
+inherited weights (its path only, BN on batch statistics; see
+:func:`~nasbench_harness.oneshot._common.evaluate_path`), on the first
+``eval_examples`` (default 512) examples of that split, the same for every
+arch. The score is that accuracy in percent; isomorphic archs get their representative's score when
+stored. Stored as proxy ``oneshot`` (metric ``proxy/oneshot``), shape
+``(n_archs, K)``, one column per proxy seed.
+
+Finished scores are appended to the table's side file
+``<table>.proxies.jsonl`` (the format of :mod:`nasbench_harness.proxies.score`,
+under a fingerprint of the recipe, schedule and code version), so an
+interrupted run resumes: a seed with archs left retrains its supernet
+(deterministic: the same weights) and scores only those.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from nasbench_harness.errors import NasbenchError
+
+__all__ = ["DEFAULT_EVAL_EXAMPLES", "DEFAULT_SCHEDULE", "DEFINITION", "PROXY_NAME", "score_oneshot"]
+
+PROXY_NAME = "oneshot"
+DEFINITION = (
+    "One-shot (weight-sharing) proxy: validation accuracy (percent) of the arch with weights "
+    "inherited from a supernet over the NB201 cell (every op on every edge, the table's "
+    "skeleton and data set, candidate-op BN without affine parameters or running statistics) "
+    "trained by uniform single-path sampling (random search with weight sharing, Li & "
+    "Talwalkar, UAI 2019; as a ranking proxy: Bender et al., ICML 2018; NAS-Bench-201, "
+    "Dong & Yang, ICLR 2020), one supernet per proxy seed; evaluated on the table's "
+    "validation split (its first eval_examples examples, the same for every arch) with the "
+    "arch's path only and every BN on batch statistics."
+)
+#: Supernet schedule of the proxy: RSPS' reference length (250 epochs, batch 64; docs/oneshot.md).
+DEFAULT_SCHEDULE = {"epochs": 250, "batch_size": 64}
+#: Validation examples per arch (the first ones of the split; None: all of it).
+DEFAULT_EVAL_EXAMPLES = 512
+
+
+def _fingerprint(recipe, schedule: dict, eval_examples: int | None) -> str:
+    from nasbench_harness import __version__
+
+    text = json.dumps(
+        {
+            "proxy": PROXY_NAME,
+            "recipe": recipe.to_dict(),
+            "schedule": schedule,
+            "eval_examples": eval_examples,
+            "code_version": __version__,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def score_oneshot(
+    table_path: str | os.PathLike,
+    *,
+    seeds: int = 3,
+    recipe: Any = None,
+    schedule: dict | None = None,
+    eval_examples: int | None = DEFAULT_EVAL_EXAMPLES,
+    device: str | torch.device = "cpu",
+    limit: int | None = None,
+    progress: bool = True,
+    store: bool = True,
+) -> dict[str, Any]:
+    """Score every distinct arch of the table with the one-shot proxy and store it.
+
+    Parameters
+    ----------
+    table_path
+        An nb201 v1 table; its provenance recipe gives data and skeleton
+        unless ``recipe`` is given.
+    seeds
+        Proxy seeds K (one supernet and one column each).
+    recipe
+        A :class:`~nasbench_harness.train.Recipe` (or dict) overriding the table's.
+    schedule
+        RSPS hyperparameters of the supernet training (default
+        :data:`DEFAULT_SCHEDULE`, the rest RSPS' defaults).
+    eval_examples
+        The first ``eval_examples`` validation examples score every arch
+        (default 512, the methods' default; None: the whole validation split).
+    device
+        Where the supernet trains and evaluates.
+    limit
+        Score only the first ``limit`` representatives (a trial run; the
+        rest stay NaN, counted as ``n_unscored``).
+    store
+        Write ``proxy/oneshot`` into the table.
+
+    Returns
+    -------
+    dict
+        ``n_scored``, ``n_failures``, ``n_unscored``, ``seconds`` (per seed:
+        training and scoring wall seconds of this call).
+    """
+    from nasbench_harness.oneshot.rsps import RSPS, train_uniform_supernet
+    from nasbench_harness.oneshot.search import table_recipe
+    from nasbench_harness.proxies.score import _read_side, side_file
+    from nasbench_harness.table import open_table, store_proxy
+    from nasbench_harness.train import _deterministic
+
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise NasbenchError(f"seeds={seeds!r}: give the number of proxy seeds, >= 1")
+    schedule = {**DEFAULT_SCHEDULE, **(schedule or {})}
+    accepted = set(RSPS._param_names()) - {"seed", "n_candidates", "derive_every", "eval_examples"}
+    unknown = sorted(set(schedule) - accepted)
+    if unknown:
+        raise NasbenchError(
+            f"one-shot proxy: unknown schedule parameter(s) {', '.join(unknown)}; accepted: "
+            f"{', '.join(sorted(accepted))}"
+        )
+    if eval_examples is not None and (
+        isinstance(eval_examples, bool) or not isinstance(eval_examples, int) or eval_examples < 1
+    ):
+        raise NasbenchError(f"eval_examples={eval_examples!r}: give a positive integer or None")
+    table = open_table(table_path)
+    recipe = table_recipe(table, recipe)
+    reps = np.unique(np.asarray(table.canonical))
+    todo = reps if limit is None else reps[: max(0, int(limit))]
+    fp = _fingerprint(recipe, schedule, eval_examples)
+    side = side_file(table_path)
+    done = _read_side(side, fp)
+    splits = None
+    seconds: dict[int, dict[str, float]] = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # scores do not depend on the machine's thread count
+    bar = None
+    try:
+        missing_by_seed = {
+            s: [int(a) for a in todo if (PROXY_NAME, s, int(a)) not in done] for s in range(seeds)
+        }
+        if progress:
+            from tqdm.auto import tqdm
+
+            total = sum(len(v) for v in missing_by_seed.values())
+            bar = tqdm(total=total, desc="oneshot", unit="arch")
+        with side.open("a") as out:
+            for s, missing in missing_by_seed.items():
+                if not missing:
+                    continue
+                if splits is None:
+                    splits = recipe.load_splits()
+                supernet, info = train_uniform_supernet(
+                    recipe,
+                    splits,
+                    seed=s,
+                    device=device,
+                    eval_examples=eval_examples,
+                    **schedule,
+                )
+                dev = torch.device(device)
+                n_eval = len(splits.valid_y) if eval_examples is None else eval_examples
+                x = splits.valid_x[:n_eval].to(dev)
+                y = splits.valid_y[:n_eval].to(dev)
+                start = time.perf_counter()
+                with _deterministic(dev):
+                    _score_archs(supernet, missing, s, x, y, recipe, fp, done, out, bar)
+                out.flush()
+                seconds[s] = {
+                    "train_wall_s": info["train_wall_s"],
+                    "score_wall_s": time.perf_counter() - start,
+                }
+    finally:
+        torch.set_num_threads(threads)
+        if bar is not None:
+            bar.close()
+
+    scores = np.full((table.n_archs, seeds), np.nan)
+    n_fail = n_unscored = 0
+    errors: list[str] = []
+    for arch in reps:
+        for s in range(seeds):
+            rec = done.get((PROXY_NAME, s, int(arch)))
+            if rec is None:
+                n_unscored += 1
+            elif rec["score"] is None:
+                n_fail += 1
+                if rec.get("error") and len(errors) < 5:
+                    errors.append(f"arch {int(arch)} seed {s}: {rec['error']}")
+            else:
+                scores[int(arch), s] = rec["score"]
+    attrs = {
+        "definition": DEFINITION,
+        "kind": "one-shot (weight-sharing)",
+        "seeds": list(range(seeds)),
+        "n_failures": n_fail,
+        "n_unscored": n_unscored,
+        "schedule": {k: v for k, v in RSPS(**schedule).get_params().items() if k in accepted},
+        "supernet_seed": "the proxy seed (column k: supernet trained with seed k)",
+        "eval_split": "valid",
+        "eval_examples": "all" if eval_examples is None else int(eval_examples),
+        "recipe": recipe.to_dict(),
+        "clock": "real wall-clock seconds (supernet training and scoring), not simulated",
+        "seconds_this_call": {str(k): v for k, v in seconds.items()},
+    }
+    if store:
+        store_proxy(table_path, PROXY_NAME, scores, attrs)
+    return {
+        "n_scored": int(reps.size * seeds - n_fail - n_unscored),
+        "n_failures": n_fail,
+        "n_unscored": n_unscored,
+        "errors": errors,
+        "seconds": seconds,
+    }
+
+
+def _score_archs(supernet, archs, seed, x, y, recipe, fingerprint, done, out, bar) -> None:
+    """Score ``archs`` with ``supernet`` (proxy seed ``seed``); record each in ``done`` and ``out``."""
+    from nasbench_harness.oneshot._common import evaluate_path
+    from nasbench_harness.oneshot.supernet import arch_to_choice
+
+    for n, arch in enumerate(archs, 1):
+        error = None
+        try:
+            value = evaluate_path(
+                supernet, arch_to_choice(arch), x, y, batch_size=recipe.eval_batch_size
+            )
+        except (RuntimeError, ValueError) as exc:  # out of memory included
+            value = math.nan
+            error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        rec = {
+            "arch": arch,
+            "seed": seed,
+            "proxy": PROXY_NAME,
+            "score": None if math.isnan(value) else value,
+            "error": error,
+            "config": fingerprint,
+        }
+        done[(PROXY_NAME, seed, arch)] = rec
+        out.write(json.dumps(rec) + "\n")
+        if n % 256 == 0:
+            out.flush()
+        if bar is not None:
+            bar.update(1)
