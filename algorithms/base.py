@@ -17,10 +17,36 @@ import numpy as np
 
 from nasbench_harness.simulator import Proposal, Result
 
-__all__ = ["Algorithm", "Proposal", "Result"]
+__all__ = ["Algorithm", "Proposal", "Result", "StoredParams"]
 
 
-class Algorithm(abc.ABC):
+class StoredParams:
+    """Hyperparameters as keyword-only constructor arguments, stored unchanged.
+
+    Subclasses list their hyperparameters as keyword-only arguments of
+    ``__init__`` and store each under the same attribute name (as
+    scikit-learn estimators do); :meth:`get_params` reads them back.
+    """
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's arguments, as stored."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Algorithm(StoredParams, abc.ABC):
     """Base class of search algorithms.
 
     Subclasses list their hyperparameters as keyword-only arguments of
@@ -37,19 +63,6 @@ class Algorithm(abc.ABC):
 
     def __init__(self, *, seed: int | None = None) -> None:
         self.seed = seed
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [
-            p.name
-            for p in sig.parameters.values()
-            if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-
-    def get_params(self) -> dict[str, Any]:
-        """The constructor's arguments, as stored."""
-        return {name: getattr(self, name) for name in self._param_names()}
 
     def setup(self, space, fidelities: tuple[int, ...]) -> None:
         """Called once before the first :meth:`ask`.
@@ -76,7 +89,3 @@ class Algorithm(abc.ABC):
 
     def tell(self, proposal: Proposal, result: Result) -> None:  # noqa: B027 - optional hook
         """Receive the result of a proposal; validation metrics and cost only."""
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"

@@ -19,7 +19,6 @@ layers are averages over other paths); the supernet is left unchanged.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -31,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from algorithms.base import StoredParams
 from nasbench_harness.data import Splits
 from nasbench_harness.errors import NasbenchError
 from nasbench_harness.oneshot.supernet import (
@@ -105,7 +105,7 @@ def _check_number(
     return int(value) if integer else float(value)
 
 
-class OneShotMethod:
+class OneShotMethod(StoredParams):
     """Base class of the weight-sharing methods (see the module docstring).
 
     Subclasses list their hyperparameters as keyword-only arguments of
@@ -125,23 +125,6 @@ class OneShotMethod:
 
     def __init__(self, *, seed: int | None = None) -> None:
         self.seed = seed
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [
-            p.name
-            for p in sig.parameters.values()
-            if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-
-    def get_params(self) -> dict[str, Any]:
-        """The constructor's arguments, as stored."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
     # -- validation -------------------------------------------------------------
 
