@@ -4,8 +4,11 @@ Both train the same ``--archs`` distinct archs (the build's fixed shuffled
 order) with the same recipe (the shipped table's, ``--epochs`` epochs, one
 seed) and the real ``train_arch``:
 
-- naive: one process, one arch after another, torch's default thread count
-  (all cores), data loaded once; timed from loading the data to the last arch;
+- naive: one process, one arch after another, data loaded once; timed from
+  loading the data to the last arch. It runs twice (``--naive-threads``):
+  with torch's default thread count (all cores), and with one thread, which
+  is the builder's own setting and so computes exactly the values that go
+  into the table;
 - builder: ``nasbench build``'s :func:`run_build` with ``--workers`` local
   worker processes (one torch thread each, unless ``--threads``), timed from
   the call to its return: worker start-up, data loading in every worker,
@@ -14,7 +17,8 @@ seed) and the real ``train_arch``:
 Generated data (MNIST-1D) is made once before either is timed, so that both
 read it from the cache (the naive loop from memory, the workers from disk).
 
-Prints archs x epochs per second of each and the ratio builder / naive.
+Prints archs x epochs per second of each and the ratio builder / naive for
+each naive variant, all measured in the same run.
 Run: ``python benchmarks/bench_build_throughput.py [--archs K --epochs E --workers W]``.
 """
 
@@ -64,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads per worker")
     parser.add_argument(
         "--naive-threads",
-        type=int,
-        default=None,
-        help="torch threads of the naive loop (default: torch's default, all cores)",
+        default="default,1",
+        help="comma-separated torch thread counts of the naive loop, one run each; "
+        "'default' is torch's default, all cores (default: default,1)",
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -78,26 +82,44 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = make_settings(seeds=(0,), limit=args.archs, epochs=args.epochs)
     work = args.archs * args.epochs
-    if args.naive_threads is not None:
-        torch.set_num_threads(args.naive_threads)
-    naive_threads = torch.get_num_threads()
+    default_threads = torch.get_num_threads()
+    thread_counts = []
+    for item in args.naive_threads.split(","):
+        item = item.strip()
+        if item == "default":
+            count = default_threads
+        elif item.isdigit() and int(item) > 0:
+            count = int(item)
+        else:
+            parser.error(f"--naive-threads: {item!r} is neither 'default' nor a positive integer")
+        if count not in thread_counts:
+            thread_counts.append(count)
     from nasbench_harness.train import Recipe
 
     Recipe.from_dict(dict(settings.recipe)).load_splits()  # fill the data cache
-    naive_s = naive_loop(settings, args.device)
+    naive = {}
+    for count in thread_counts:
+        torch.set_num_threads(count)
+        naive[count] = naive_loop(settings, args.device)
+    torch.set_num_threads(default_threads)
     build_s = builder(settings, args.workers, args.threads, args.device)
     report = {
         "archs": args.archs,
         "epochs": args.epochs,
         "device": args.device,
         "recipe": dict(settings.recipe),
-        "naive_threads": naive_threads,
         "workers": args.workers,
-        "naive_s": round(naive_s, 2),
         "builder_s": round(build_s, 2),
-        "naive_arch_epochs_per_s": round(work / naive_s, 3),
         "builder_arch_epochs_per_s": round(work / build_s, 3),
-        "ratio": round(naive_s / build_s, 2),
+        "naive": [
+            {
+                "threads": count,
+                "seconds": round(seconds, 2),
+                "arch_epochs_per_s": round(work / seconds, 3),
+                "ratio": round(seconds / build_s, 2),
+            }
+            for count, seconds in naive.items()
+        ],
         "load_average": os.getloadavg(),
     }
     if args.json:
@@ -106,14 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"{args.archs} archs x {args.epochs} epochs on {args.device}")
         print(
-            f"naive loop (1 process, {naive_threads} threads): {naive_s:7.1f} s  "
-            f"{report['naive_arch_epochs_per_s']:.3f} arch-epochs/s"
-        )
-        print(
-            f"builder ({args.workers} workers):            {build_s:7.1f} s  "
+            f"builder ({args.workers} workers, 1 thread each): {build_s:7.1f} s  "
             f"{report['builder_arch_epochs_per_s']:.3f} arch-epochs/s"
         )
-        print(f"ratio builder / naive: {report['ratio']:.2f}x")
+        for entry in report["naive"]:
+            print(
+                f"naive loop (1 process, {entry['threads']} threads): {entry['seconds']:7.1f} s  "
+                f"{entry['arch_epochs_per_s']:.3f} arch-epochs/s  "
+                f"ratio builder / naive {entry['ratio']:.2f}x"
+            )
         print(f"load average after the run: {report['load_average']}")
     return 0
 
