@@ -250,7 +250,8 @@ def _cifar_folder(name: str, root: Path | None) -> Path:
     wanted = ", ".join(layout["train_files"] + layout["test_files"])
     how = (
         f"extract {layout['archive']} (the 'python version' from "
-        f"https://www.cs.toronto.edu/~kriz/cifar.html) into a directory and pass it as root, "
+        f"https://www.cs.toronto.edu/~kriz/cifar.html) into a directory and pass it as root "
+        f"(--data-root DIR of nasbench build, search and proxies), "
         f"so that root/{layout['folder']}/ holds {wanted}; nothing is downloaded"
     )
     if root is None:

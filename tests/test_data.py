@@ -112,32 +112,6 @@ def test_bad_input_raises(call, match):
 # --- CIFAR in the standard python pickle format --------------------------
 
 
-def _write_batch(path, n, label_key, n_classes, seed):
-    rng = np.random.default_rng(seed)
-    batch = {
-        b"batch_label": b"synthetic batch",
-        label_key: rng.integers(0, n_classes, n).tolist(),
-        b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-        b"filenames": [f"img_{i}.png".encode() for i in range(n)],
-    }
-    with open(path, "wb") as handle:
-        pickle.dump(batch, handle, protocol=2)
-
-
-@pytest.fixture
-def cifar_root(tmp_path):
-    folder10 = tmp_path / "cifar-10-batches-py"
-    folder10.mkdir()
-    for i in range(1, 6):
-        _write_batch(folder10 / f"data_batch_{i}", 20, b"labels", 10, i)
-    _write_batch(folder10 / "test_batch", 30, b"labels", 10, 6)
-    folder100 = tmp_path / "cifar-100-python"
-    folder100.mkdir()
-    _write_batch(folder100 / "train", 100, b"fine_labels", 100, 7)
-    _write_batch(folder100 / "test", 30, b"fine_labels", 100, 8)
-    return tmp_path
-
-
 def test_cifar10_valid_from_train(cifar_root):
     splits = load_dataset("cifar10", root=cifar_root, train=60, valid=40, test=30)
     assert splits.train_x.shape == (60, 3, 32, 32)

@@ -421,6 +421,22 @@ def test_cli_search_list_run_and_errors(tmp_path, capsys):
     assert "--recipe-json" in capsys.readouterr().err
 
 
+def test_cli_search_reads_a_cifar_recipe_from_data_root(cifar_root, capsys):
+    from nasbench_harness.cli import main
+
+    recipe = {**TINY, "dataset": "cifar10", "train_size": 64, "valid_size": 32, "test_size": 16}
+    argv = ["search", str(FIXTURE), "-a", "rsps", "--recipe-json", json.dumps(recipe)]
+    argv += ["--param", "epochs=1", "--param", "batch_size=32", "--param", "eval_examples=16"]
+    argv += ["--param", "n_candidates=4", "--json"]
+    assert main(argv) == 2  # CIFAR is read from disk: the error names the option
+    assert "--data-root" in capsys.readouterr().err
+    assert main([*argv, "--data-root", str(cifar_root)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["params"]["recipe"]["dataset"] == "cifar10"
+    assert main(["search", str(FIXTURE), "-a", "random", "--data-root", str(cifar_root)]) == 2
+    assert "--data-root are for the weight-sharing methods" in capsys.readouterr().err
+
+
 # -- the one-shot proxy ------------------------------------------------------------------
 
 

@@ -366,3 +366,39 @@ def test_workers_give_the_same_scores(tmp_path):
         )
         out[workers] = open_table(path).array("proxy/snip")
     np.testing.assert_array_equal(out[1], out[2])
+
+
+def test_cli_proxies_read_a_cifar_table_from_data_root(tmp_path, cifar_root, capsys):
+    from nasbench_harness.cli import main
+    from nasbench_harness.table import open_table
+
+    path = tmp_path / "t.h5"
+    shutil.copy(DATA, path)
+    recipe = Recipe(
+        dataset="cifar10",
+        train_size=60,
+        valid_size=20,
+        test_size=20,
+        batch_size=16,
+        channels=4,
+        cells_per_stage=1,
+    )
+    argv = ["proxies", str(path), "--proxies", "params", "--seeds", "1", "--limit", "2"]
+    argv += ["--no-progress", "--recipe-json", json.dumps(recipe.to_dict())]
+    assert main(argv) == 2  # CIFAR is read from disk: the error names the option
+    assert "--data-root" in capsys.readouterr().err
+    assert main([*argv, "--data-root", str(cifar_root)]) == 0
+    capsys.readouterr()
+    table = open_table(path)
+    stored = table.array("proxy/params")
+    for arch in np.unique(table.canonical)[:2]:
+        net = build_model(
+            int(arch),
+            input_shape=(3, 32, 32),
+            n_classes=10,
+            channels=4,
+            cells_per_stage=1,
+            reduction=recipe.reduction,
+            generator=torch.Generator().manual_seed(0),
+        )
+        assert stored[arch, 0] == count_params(net)  # the 2-D CIFAR skeleton, not MNIST-1D's

@@ -60,6 +60,12 @@ def register(subparsers) -> None:
         help="a training recipe (JSON object or a file holding one) overriding the table's",
     )
     parser.add_argument(
+        "--data-root",
+        default=None,
+        metavar="DIR",
+        help="directory of local data sets (CIFAR), for a table trained on one",
+    )
+    parser.add_argument(
         "--oneshot-param",
         action="append",
         default=[],
@@ -83,9 +89,9 @@ def _recipe(text: str | None):
 
     if text is None:
         return None
-    path = Path(text)
     try:
-        raw = json.loads(path.read_text() if path.is_file() else text)
+        # inline JSON first: a whole recipe is longer than a file name may be
+        raw = json.loads(text if text.lstrip().startswith("{") else Path(text).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise NasbenchError(
             f"--recipe-json {text!r} is neither a JSON object nor a file holding one ({exc})"
@@ -108,6 +114,7 @@ def _score_oneshot(args, recipe) -> dict:
         schedule=schedule,
         eval_examples=eval_examples,
         device=args.device,
+        data_root=args.data_root,
         limit=args.limit,
         progress=not args.no_progress,
     )
@@ -134,6 +141,7 @@ def run(args) -> int:
             limit=args.limit,
             recipe=recipe,
             batch_size=args.batch_size,
+            data_root=args.data_root,
             progress=not args.no_progress,
         )
     if "oneshot" in names:

@@ -82,6 +82,13 @@ def register(subparsers) -> None:
         default="cpu",
         help="weight-sharing methods only: where the supernet trains (default: cpu)",
     )
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        metavar="DIR",
+        help="weight-sharing methods only: directory of local data sets (CIFAR), for a "
+        "table trained on one",
+    )
     parser.add_argument("--list", action="store_true", help="list the algorithms and exit")
     add_json_flag(parser)
     parser.set_defaults(func=run)
@@ -106,9 +113,9 @@ def run(args) -> int:
 
     if args.algorithm in list_weight_sharing():
         return run_weight_sharing(args, open_table(args.table))
-    if args.recipe_json is not None or args.device != "cpu":
+    if args.recipe_json is not None or args.device != "cpu" or args.data_root is not None:
         raise NasbenchError(
-            f"--recipe-json and --device are for the weight-sharing methods "
+            f"--recipe-json, --device and --data-root are for the weight-sharing methods "
             f"({', '.join(list_weight_sharing())}); {args.algorithm} runs in simulated time"
         )
     table = open_table(args.table)
@@ -156,6 +163,7 @@ def run_weight_sharing(args, table) -> int:
         args.algorithm,
         seed=args.seed,
         recipe=_recipe(args.recipe_json),
+        data_root=args.data_root,
         device=args.device,
         **params,
     )

@@ -77,6 +77,7 @@ def score_oneshot(
     schedule: dict | None = None,
     eval_examples: int | None = DEFAULT_EVAL_EXAMPLES,
     device: str | torch.device = "cpu",
+    data_root: str | os.PathLike | None = None,
     limit: int | None = None,
     progress: bool = True,
     store: bool = True,
@@ -100,6 +101,8 @@ def score_oneshot(
         (default 512, the methods' default; None: the whole validation split).
     device
         Where the supernet trains and evaluates.
+    data_root
+        Directory of local-disk data sets (CIFAR).
     limit
         Score only the first ``limit`` representatives (a trial run; the
         rest stay NaN, counted as ``n_unscored``).
@@ -158,7 +161,7 @@ def score_oneshot(
                 if not missing:
                     continue
                 if splits is None:
-                    splits = recipe.load_splits()
+                    splits = recipe.load_splits(root=data_root)
                 supernet, info = train_uniform_supernet(
                     recipe,
                     splits,

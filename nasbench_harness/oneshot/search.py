@@ -157,6 +157,7 @@ def run_oneshot(
     seed: int = 0,
     recipe: Any = None,
     splits: Any = None,
+    data_root: Any = None,
     device: str | torch.device = "cpu",
     **params: Any,
 ) -> tuple[Trace, SearchRun]:
@@ -176,6 +177,8 @@ def run_oneshot(
         needed for tables without one.
     splits
         Pre-loaded ``recipe.load_splits()`` (default: loaded here).
+    data_root
+        Directory of local-disk data sets (CIFAR), when ``splits`` is not given.
     device
         ``"cpu"`` or a CUDA device.
     **params
@@ -196,7 +199,7 @@ def run_oneshot(
     else:
         algorithm = make_method(method, seed=seed, **params)
     if splits is None:
-        splits = recipe.load_splits()
+        splits = recipe.load_splits(root=data_root)
     run = algorithm.search(recipe, splits, device=device)
     return oneshot_trace(table, run, recipe, recipe_source=source), run
 

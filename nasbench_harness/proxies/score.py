@@ -62,15 +62,19 @@ def proxy_seed_generators(seed: int) -> tuple[torch.Generator, torch.Generator, 
 class ScoreConfig:
     """Everything a worker needs to score an arch: recipe skeleton, data and batch size."""
 
-    def __init__(self, recipe: Any, batch_size: int, dataset: Any = None) -> None:
+    def __init__(
+        self, recipe: Any, batch_size: int, dataset: Any = None, data_root: Any = None
+    ) -> None:
         self.recipe = recipe
         self.batch_size = int(batch_size)
         self.dataset = dataset
+        self.data_root = None if data_root is None else str(data_root)
 
     def fingerprint(self) -> str:
         """Hash of what the scores depend on: recipe, batch size, the table's data set
         (its provenance ``dataset``) and the code version. Not the table's training
-        results: scores of a partly built table stay valid for the finished one."""
+        results: scores of a partly built table stay valid for the finished one. Not
+        ``data_root`` either: where the files lie does not change them."""
         from nasbench_harness import __version__
 
         text = json.dumps(
@@ -90,10 +94,10 @@ _WORKER: dict[str, Any] = {}
 
 
 def _load(config: ScoreConfig) -> Any:
-    key = config.fingerprint()
+    key = (config.fingerprint(), config.data_root)
     if _WORKER.get("key") != key:
         _WORKER["key"] = key
-        _WORKER["splits"] = config.recipe.load_splits()
+        _WORKER["splits"] = config.recipe.load_splits(root=config.data_root)
     return _WORKER["splits"]
 
 
@@ -194,6 +198,7 @@ def score_table(
     limit: int | None = None,
     recipe: Any = None,
     batch_size: int | None = None,
+    data_root: str | os.PathLike | None = None,
     progress: bool = True,
     store: bool = True,
 ) -> dict[str, Any]:
@@ -219,6 +224,8 @@ def score_table(
         A :class:`~nasbench_harness.train.Recipe` overriding the table's.
     batch_size
         Examples per batch (default: the recipe's training batch size).
+    data_root
+        Directory of local-disk data sets (CIFAR).
     store
         Write the scores into the table with ``store_proxy``.
 
@@ -246,7 +253,9 @@ def score_table(
                 f"{table_path}: the provenance recipe is not a training recipe ({exc}); "
                 "pass --recipe-json with one (e.g. a synthetic table has none)"
             ) from exc
-    config = ScoreConfig(recipe, batch_size or recipe.batch_size, table.provenance.get("dataset"))
+    config = ScoreConfig(
+        recipe, batch_size or recipe.batch_size, table.provenance.get("dataset"), data_root
+    )
     reps = np.unique(np.asarray(table.canonical))
     todo_reps = reps if limit is None else reps[: max(0, int(limit))]
     seed_list = list(range(seeds))
