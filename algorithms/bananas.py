@@ -41,11 +41,13 @@ class Bananas(Algorithm):
     flipped, an op replaced or a vertex put on an edge). Deviations, to keep 100 runs fast:
     the defaults here use 3 hidden layers of 20 units (``n_layers=10`` gives
     the reference depth), and each model trains ``n_epochs=100`` full-batch
-    Adam steps instead of 200 epochs of mini-batches of 32 (about 0.6 s per
-    run of 200 queries instead of several seconds); targets are standardised
-    and weights He-initialised. All models train at once as one batched
-    network. Weights come from a ``torch.Generator`` seeded from the
-    algorithm's generator, and training runs on one thread.
+    Adam steps instead of 200 epochs of mini-batches of 32 (a run of 200
+    queries takes about a second instead of tens; ``benchmarks/bench_search.py``
+    measures it); targets are standardised and weights He-initialised. All
+    models train at once as one batched torch network whose gradient is
+    written out by hand (the one autograd gives, without its overhead).
+    Weights come from a ``torch.Generator`` seeded from the algorithm's
+    generator, and training runs on one thread.
 
     With several workers a round's batch is handed out one proposal per ask;
     a new round starts when the batch is used up, on what was told by then.
@@ -209,19 +211,14 @@ class Bananas(Algorithm):
         torch.set_num_threads(1)
         try:
             with torch.no_grad():
-                params = self._init_params(x_train.shape[1])
-            for p in params:
-                p.requires_grad_(True)
-            optimizer = _adam(params, float(self.learning_rate))
-            x = torch.from_numpy(x_train)
-            target = torch.from_numpy(((y - y_mean) / y_std).astype(np.float32))
-            for _ in range(int(self.n_epochs)):
-                optimizer.zero_grad()
-                loss = (self._forward(params, x) - target).abs().mean()
-                loss.backward()
-                optimizer.step()
-            with torch.no_grad():
-                pred = self._forward(params, torch.from_numpy(x_test)).double().numpy()
+                ensemble = _Ensemble(self._init_params(x_train.shape[1]))
+                x = torch.from_numpy(x_train)
+                target = torch.from_numpy(((y - y_mean) / y_std).astype(np.float32))
+                adam = _FlatAdam(ensemble.flat, float(self.learning_rate))
+                for _ in range(int(self.n_epochs)):
+                    ensemble.mae_gradient(x, target)
+                    adam.step(ensemble.flat_grad)
+                pred = ensemble.forward(torch.from_numpy(x_test)).double().numpy()
         finally:
             torch.set_num_threads(threads)
         pred = pred * y_std + y_mean  # (n_models, n_test)
@@ -237,20 +234,76 @@ class Bananas(Algorithm):
             params.append(torch.zeros(self.n_models, 1, fan_out))
         return params
 
-    @staticmethod
-    def _forward(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        h = x.unsqueeze(0).expand(params[0].shape[0], -1, -1)
-        n_layers = len(params) // 2
-        for i in range(n_layers):
-            h = torch.baddbmm(params[2 * i + 1], h, params[2 * i])
-            if i < n_layers - 1:
-                h = torch.relu(h)
+
+class _Ensemble:
+    """The MLPs of all models as one batched network, with its gradient written out by hand.
+
+    Parameters live in one flat buffer (``flat``; ``params`` are views of it:
+    per layer a weight ``(n_models, fan_in, fan_out)`` and a bias
+    ``(n_models, 1, fan_out)``) and so do their gradients (``flat_grad``), so
+    that a training step is a few dozen tensor operations: no autograd graph,
+    no optimizer bookkeeping. :meth:`mae_gradient` gives the gradient that
+    autograd gives for the same loss (a test checks it).
+    """
+
+    def __init__(self, params: list[torch.Tensor]) -> None:
+        n = sum(p.numel() for p in params)
+        self.flat = torch.empty(n, dtype=torch.float32)
+        self.flat_grad = torch.zeros(n, dtype=torch.float32)
+        self.params, self.grads = [], []
+        offset = 0
+        for p in params:
+            view = self.flat[offset : offset + p.numel()].view(p.shape)
+            view.copy_(p)
+            self.params.append(view)
+            self.grads.append(self.flat_grad[offset : offset + p.numel()].view(p.shape))
+            offset += p.numel()
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.params) // 2
+
+    def forward(self, x: torch.Tensor, keep: list | None = None) -> torch.Tensor:
+        """Predictions ``(n_models, n)`` for inputs ``x`` ``(n, d)``; ``keep`` collects layer inputs."""
+        h = x.unsqueeze(0).expand(self.params[0].shape[0], -1, -1)
+        for i in range(self.n_layers):
+            if keep is not None:
+                keep.append(h)
+            h = torch.baddbmm(self.params[2 * i + 1], h, self.params[2 * i])
+            if i < self.n_layers - 1:
+                h = h.clamp_min_(0.0)
         return h.squeeze(-1)
 
+    def mae_gradient(self, x: torch.Tensor, target: torch.Tensor) -> None:
+        """Write into ``flat_grad`` the gradient of ``mean |forward(x) - target|`` (over models
+        and examples; the subgradient 0 where a prediction equals its target)."""
+        inputs: list[torch.Tensor] = []
+        pred = self.forward(x, inputs)
+        g = (pred - target).sign_().mul_(1.0 / pred.numel()).unsqueeze(-1)
+        for i in reversed(range(self.n_layers)):
+            h = inputs[i]
+            torch.bmm(h.transpose(1, 2), g, out=self.grads[2 * i])
+            torch.sum(g, dim=1, keepdim=True, out=self.grads[2 * i + 1])
+            if i > 0:
+                g = torch.bmm(g, self.params[2 * i].transpose(1, 2))
+                g = torch.ops.aten.threshold_backward(g, h, 0.0)  # the ReLU that made h
 
-def _adam(params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
-    """Adam, fused on CPU where this torch has it (same update, less overhead)."""
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr)
+
+class _FlatAdam:
+    """Adam (Kingma & Ba, 2015; betas 0.9/0.999, eps 1e-8, no weight decay) on one flat buffer:
+    the update of ``torch.optim.Adam`` with its defaults, up to rounding."""
+
+    def __init__(self, param: torch.Tensor, lr: float, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.param, self.lr, self.beta1, self.beta2, self.eps = param, lr, beta1, beta2, eps
+        self.m = torch.zeros_like(param)
+        self.v = torch.zeros_like(param)
+        self.t = 0
+
+    def step(self, grad: torch.Tensor) -> None:
+        self.t += 1
+        self.m.lerp_(grad, 1.0 - self.beta1)
+        self.v.mul_(self.beta2).addcmul_(grad, grad, value=1.0 - self.beta2)
+        correction1 = 1.0 - self.beta1**self.t
+        correction2 = 1.0 - self.beta2**self.t
+        denom = self.v.sqrt().div_(math.sqrt(correction2)).add_(self.eps)
+        self.param.addcdiv_(self.m, denom, value=-self.lr / correction1)

@@ -280,6 +280,43 @@ def test_bananas_queries_mutants_of_the_best_and_restores_threads(space):
     assert len(set(canon)) == len(canon)
 
 
+@pytest.mark.parametrize("n_layers", [0, 1, 3])
+def test_bananas_hand_written_gradient_and_adam_are_autograds_and_torchs(n_layers):
+    from algorithms.bananas import _Ensemble, _FlatAdam
+
+    gen = torch.Generator().manual_seed(n_layers)
+    sizes = [7] + [5] * n_layers + [1]
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        params.append(torch.randn(3, fan_in, fan_out, generator=gen))
+        params.append(torch.randn(3, 1, fan_out, generator=gen))
+    x = (torch.rand(11, 7, generator=gen) < 0.3).float()  # binary, like the path encoding
+    target = torch.randn(11, generator=gen)
+    ensemble = _Ensemble(params)
+    ensemble.mae_gradient(x, target)
+    leaves = [p.clone().requires_grad_(True) for p in params]
+    h = x.unsqueeze(0).expand(3, -1, -1)
+    for i in range(len(leaves) // 2):
+        h = torch.baddbmm(leaves[2 * i + 1], h, leaves[2 * i])
+        if i < len(leaves) // 2 - 1:
+            h = torch.relu(h)
+    (h.squeeze(-1) - target).abs().mean().backward()
+    for got, leaf in zip(ensemble.grads, leaves):
+        torch.testing.assert_close(got, leaf.grad)
+    # three Adam steps on the same gradients: the flat update is torch.optim.Adam's
+    reference = [p.clone() for p in params]
+    optimizer = torch.optim.Adam(reference, lr=0.01)
+    adam = _FlatAdam(ensemble.flat, 0.01)
+    for _ in range(3):
+        grads = [torch.randn(p.shape, generator=gen) for p in params]
+        for p, g in zip(reference, grads):
+            p.grad = g
+        optimizer.step()
+        adam.step(torch.cat([g.reshape(-1) for g in grads]))
+    for got, want in zip(ensemble.params, reference):
+        torch.testing.assert_close(got, want)
+
+
 def test_bananas_ucb_runs(table):
     trace = run_search(
         table, Bananas(seed=0, acquisition="ucb", n_epochs=10), budget_s=2000.0, seed=0
