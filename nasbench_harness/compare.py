@@ -667,11 +667,20 @@ def _headline(task_id: str, tests: list[stats.PairedTest], means: dict[str, floa
     subject = subject[:1].upper() + subject[1:]
     if tied == 1:
         return f"{subject} and {display_name(other)} end with the same regret on every paired seed."
+    test_text = (
+        f"Wilcoxon p = {format_p(test.p_holm)}, Holm-adjusted ({verdict} at {ALPHA:g}), "
+        f"rank-biserial r = {effect:+.2f}"
+    )
+    if effect < 0:  # lowest mean, but the paired ranks favour the other: say both
+        return (
+            f"{subject} has the lowest mean final regret, but {display_name(other)} ends lower "
+            f"in {worse:.0%} of paired seeds ({display_name(best)} in {better:.0%}, tied in "
+            f"{tied:.0%}); {test_text}, in favour of {display_name(other)}."
+        )
     return (
         f"{subject} reaches lower final regret than {display_name(other)} in "
         f"{better:.0%} of paired seeds (higher in {worse:.0%}, tied in {tied:.0%}); "
-        f"Wilcoxon p = {format_p(test.p_holm)}, Holm-adjusted ({verdict} at {ALPHA:g}), "
-        f"rank-biserial r = {effect:+.2f}."
+        f"{test_text}."
     )
 
 

@@ -163,7 +163,13 @@ def figure_final(task: dict, frame: pd.DataFrame, order: list[str], colors: dict
         linewidth=1,
         boxprops={"alpha": 0.35},
     )
-    sns.stripplot(**common, size=3.2, alpha=0.7, jitter=0.22)
+    # every seed as a point, jittered by a seeded generator (seaborn's stripplot would
+    # draw from numpy's global random state: another picture on every run)
+    jitter = np.random.default_rng(0)
+    for position, name in enumerate(names):
+        values = data.loc[data["name"] == name, "final_regret"].to_numpy(dtype=np.float64)
+        offsets = jitter.uniform(-0.22, 0.22, values.size)
+        ax.scatter(values, position + offsets, s=3.2**2, alpha=0.7, color=pal[name], linewidths=0)
     means = [task["algorithms"][n]["final_regret"]["mean"] for n in order]
     ax.scatter(means, range(len(order)), marker="D", color="0.1", s=22, zorder=5)
     _set_regret_axis(ax, "x")
@@ -416,10 +422,18 @@ def _friedman_sentence(result: dict, metric: str) -> str:
     if result.get("reason"):
         return f"Across tasks ({metric}): not tested; {result['reason']}."
     verdict = "differ" if result["p_value"] < ALPHA else "do not differ significantly"
+    f_value = result.get("iman_davenport")
+    if f_value is not None and math.isfinite(f_value):
+        iman = (
+            f"Iman-Davenport F = {f_value:.2f} from the uncorrected chi-square "
+            f"{result['chi2_demsar']:.2f}, p = {format_p(result['p_iman_davenport'])}"
+        )
+    else:
+        iman = "Iman-Davenport F infinite: every task ranks the algorithms the same"
     return (
         f"Across {len(result['tasks'])} tasks ({metric}), the algorithms' ranks {verdict} "
         f"(Friedman chi-square = {result['statistic']:.2f}, p = {format_p(result['p_value'])}; "
-        f"Iman-Davenport F = {result['iman_davenport']:.2f}, p = {format_p(result['p_iman_davenport'])}). "
+        f"{iman}). "
         f"Two algorithms differ by Nemenyi's test when their average ranks differ by more than "
         f"CD = {result['critical_difference']:.2f} (alpha = {result['alpha']:g})."
     )

@@ -20,9 +20,11 @@ Rules, applied here once for every algorithm:
   (the NAS-Bench-201 rule). With several workers, every query still running
   when the budget is reached is dropped the same way.
 * **Training seed.** Each query draws its training seed uniformly from the
-  seeds the table holds for that arch at that epoch (NaN entries are missing,
-  never filled in), using the run's own generator, separate from the
-  algorithm's. Querying an arch twice can therefore give two different
+  seeds the table holds for that arch at that epoch: those with a training
+  time and a validation accuracy there (NaN entries are missing, never filled
+  in; if no seed has a validation accuracy, those with a time, and the result
+  carries NaN), using the run's own generator, separate from the
+  algorithm's, restarted by every ``run``. Querying an arch twice can therefore give two different
   results, as retraining would.
 * **Workers.** ``workers=W`` simulates W asynchronous workers: an event queue
   ordered by simulated finish time; the algorithm is asked whenever a worker
@@ -267,7 +269,10 @@ class Simulator:
         self.workers = int(workers)
         self.decision_time = bool(decision_time)
         self.max_queries = int(max_queries)
-        self._seed_rng = np.random.default_rng([self.seed, 0x5EED])
+        self._seed_rng = self._new_seed_rng()
+
+    def _new_seed_rng(self) -> np.random.Generator:
+        return np.random.default_rng([self.seed, 0x5EED])
 
     # -- answering one query --------------------------------------------------
     def _answer(self, proposal: Proposal, started_at: float) -> tuple[Result, int]:
@@ -294,7 +299,10 @@ class Simulator:
                 )
         row = view.rows[index]
         times = view.cum_time[row, :, e]
-        available = np.flatnonzero(~np.isnan(times))
+        has_time = ~np.isnan(times)
+        # seeds with a validation accuracy too, where there are any (else: a NaN result)
+        observed = has_time & ~np.isnan(view.visible["valid_acc"][row, :, e])
+        available = np.flatnonzero(observed if observed.any() else has_time)
         if available.size == 0:
             raise QueryError(
                 f"arch {view.space.to_string(index)} has no result at epoch {epoch} for any seed; "
@@ -317,8 +325,13 @@ class Simulator:
 
     # -- the loop ---------------------------------------------------------------
     def run(self, algorithm) -> Trace:
-        """Run ``algorithm`` until the budget is spent; return its trace."""
+        """Run ``algorithm`` until the budget is spent; return its trace.
+
+        Every call starts the training-seed draws afresh, so running the same
+        (seeded) algorithm twice on one simulator gives the same trace.
+        """
         view = self.view
+        self._seed_rng = self._new_seed_rng()
         if getattr(algorithm, "uses_arch_metrics", False):
             algorithm.setup(view.space, view.fidelities, arch_metrics=view.arch_metrics())
         else:

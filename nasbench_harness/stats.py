@@ -618,8 +618,15 @@ def friedman_nemenyi(
     mean_ranks = ranks.mean(axis=0)
     chi2 = 12 * n / (k * (k + 1)) * (np.sum(mean_ranks**2) - k * (k + 1) ** 2 / 4)
     denom = n * (k - 1) - chi2
-    f_id = (n - 1) * chi2 / denom if denom > 0 else math.inf
-    p_id = float(sps.f.sf(f_id, k - 1, (k - 1) * (n - 1))) if math.isfinite(f_id) else 0.0
+    if denom > 1e-9 * n * (k - 1):
+        f_id = (n - 1) * chi2 / denom
+        p_id = float(sps.f.sf(f_id, k - 1, (k - 1) * (n - 1)))
+    else:  # chi2 at its maximum n (k - 1): F is infinite and its F approximation says nothing
+        f_id, p_id = math.inf, math.nan
+        notes.append(
+            "every task ranks the algorithms the same: the Iman-Davenport F is infinite and "
+            "has no p-value; read the Friedman chi-square's"
+        )
     import scikit_posthocs as sp
 
     nemenyi = sp.posthoc_nemenyi_friedman(pd.DataFrame(ranks, columns=list(algorithms)))
@@ -730,7 +737,7 @@ def _with_ci(method, func, truth, score, *, n_resamples, confidence, seed) -> Co
     low = high = math.nan
     if n_resamples and math.isfinite(estimate):
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # constant resamples give NaN: ignored below
+            warnings.simplefilter("ignore")  # constant resamples give NaN: left out below
             res = sps.bootstrap(
                 (t, s),
                 func,
@@ -742,6 +749,13 @@ def _with_ci(method, func, truth, score, *, n_resamples, confidence, seed) -> Co
                 rng=np.random.default_rng(seed),
             )
         low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        dist = np.asarray(res.bootstrap_distribution, dtype=np.float64)
+        defined = np.isfinite(dist)
+        if not defined.all() and defined.mean() >= 0.5:
+            # a resample whose values are all tied has no rank correlation: the percentile
+            # interval is taken over the resamples where it is defined (at least half)
+            tail = 50.0 * (1.0 - float(confidence))
+            low, high = (float(v) for v in np.percentile(dist[defined], [tail, 100.0 - tail]))
     return Correlation(method, float(estimate), low, high, int(t.size), dropped, float(confidence))
 
 

@@ -194,3 +194,22 @@ def test_cli_bad_input_is_one_line_error(tmp_path, capsys, args, message):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def test_headline_follows_the_paired_test_when_the_mean_disagrees():
+    from nasbench_harness.compare import _headline
+
+    rng = np.random.default_rng(0)
+    random = rng.uniform(1.0, 2.0, 100)
+    rea = random + 0.2
+    rea[:15] = 0.0  # lowest mean (a few seeds at the optimum), worse on 85% of seeds
+    samples = {"rea": rea, "random": random}
+    means = {name: float(values.mean()) for name, values in samples.items()}
+    assert means["rea"] < means["random"]
+    line = _headline("t", stats.pairwise_tests(samples), means)
+    assert line.startswith("REA has the lowest mean final regret, but random search ends lower")
+    assert "in 85% of paired seeds (REA in 15%" in line and "in favour of random search" in line
+    consistent = {"rea": random - 0.2, "random": random}
+    means = {name: float(values.mean()) for name, values in consistent.items()}
+    line = _headline("t", stats.pairwise_tests(consistent), means)
+    assert line.startswith("REA reaches lower final regret than random search in 100%")

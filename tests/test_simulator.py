@@ -194,6 +194,29 @@ def test_missing_seed_is_never_filled_in():
         run_search(empty, Scripted(script=[(9, None)]), budget_s=50.0, seed=0)
 
 
+def test_seed_without_validation_accuracy_is_not_drawn_while_another_has_one():
+    table = ArrayTable(n_seeds=2)
+    table._arrays["valid_acc"] = table.array("valid_acc").copy()
+    row = table.space.canonical_ids[9]
+    table._arrays["valid_acc"][row, 1, -1] = np.nan  # seed 1 has a time but no valid_acc
+    algorithm = Scripted(script=[(9, None)])
+    trace = run_search(table, algorithm, budget_s=50.0, seed=0)
+    assert set(trace.train_seed.tolist()) == {0}
+    assert all(np.isfinite(result.valid_acc) for _, result in algorithm.told)
+    table._arrays["valid_acc"][row, 0, -1] = np.nan  # no seed has one: a NaN result
+    trace = run_search(table, Scripted(script=[(9, None)]), budget_s=50.0, seed=0)
+    assert set(trace.train_seed.tolist()) == {0, 1} and np.isnan(trace.valid_acc).all()
+
+
+def test_running_one_simulator_twice_gives_the_same_trace(table):
+    simulator = Simulator(table, budget_s=300.0, seed=1)
+    a = simulator.run(RandomArchs(seed=1))
+    b = simulator.run(RandomArchs(seed=1))
+    for name in ("time_s", "arch", "train_seed", "valid_acc", "regret"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert len(set(a.train_seed.tolist())) == 2  # both seeds drawn: the draws matter
+
+
 def test_rows_follow_the_tables_classes_not_the_spaces():
     """An imported table trains every arch (canonical = identity): isomorphs answer their own rows."""
     table = ArrayTable(n_seeds=1, n_epochs=4)

@@ -292,6 +292,15 @@ def test_friedman_reports_why_it_cannot_run():
     assert res.reason and res.average_ranks == {"a": 1.0, "b": 2.0, "c": 3.0}
 
 
+def test_friedman_with_identical_rankings_gives_no_f_p_value():
+    # every task ranks a < b < c: chi2_F = N (k - 1), its maximum; F = inf has no p-value
+    scores = pd.DataFrame({"a": [1.0, 1.5, 0.5], "b": [2.0, 2.5, 1.0], "c": [3.0, 4.0, 2.0]})
+    res = stats.friedman_nemenyi(scores)
+    assert res.chi2_demsar == pytest.approx(6.0) and res.iman_davenport == math.inf
+    assert math.isnan(res.p_iman_davenport) and "ranks the algorithms the same" in res.notes[0]
+    assert res.p_value == pytest.approx(sps.friedmanchisquare(*scores.to_numpy().T).pvalue)
+
+
 # ---------------------------------------------------------------------------
 # rank correlations
 # ---------------------------------------------------------------------------
@@ -336,3 +345,14 @@ def test_top_fraction_metrics_by_hand():
     assert rho == pytest.approx(sps.spearmanr(truth[15:], score[15:]).statistic)
     with pytest.raises(NasbenchError, match="fraction"):
         stats.top_fraction_overlap(truth, score, 0.0)
+
+
+def test_bootstrap_ci_leaves_out_resamples_without_a_correlation():
+    # n = 40: the true top 10% has 4 archs, so some resamples repeat one arch 4 times (no rho)
+    rng = np.random.default_rng(3)
+    truth = rng.normal(size=40)
+    score = truth + rng.normal(scale=0.5, size=40)
+    rep = stats.rank_correlations(truth, score, n_resamples=500, seed=0)
+    top = rep.top_spearman_rho
+    assert math.isfinite(top.ci_low) and math.isfinite(top.ci_high)
+    assert -1.0 <= top.ci_low <= top.ci_high <= 1.0
