@@ -34,7 +34,10 @@ class BOHB(Hyperband):
     kernel: a model that cannot tell good from bad; the scaling is this
     implementation's choice. A draw from ``l`` copies a random good
     architecture's code and keeps each variable with probability ``1 -
-    bandwidth_factor * bandwidth``, otherwise draws it uniformly (Falkner,
+    bandwidth_factor * bandwidth``, otherwise draws it uniformly: the
+    widening of all bandwidths in the paper's Algorithm 2 (HpBandSter's code
+    widens only continuous ones and keeps a categorical variable with
+    probability ``1 - bandwidth``, so it mutates less) (Falkner,
     Klein & Hutter, 2018, "BOHB: Robust and Efficient Hyperparameter
     Optimization at Scale", ICML; HpBandSter defaults: top 15 %,
     ``min_points = d + 1`` (7 on NB201, 27 on NB101), 64 samples, bandwidth
