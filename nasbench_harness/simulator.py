@@ -13,8 +13,9 @@ Rules, applied here once for every algorithm:
   training time of ``a`` from scratch to ``e`` (the sum of the per-epoch
   ``train_time_s`` of the training seed that answers it). Nothing else is
   added unless ``decision_time=True``, which adds the measured wall time of
-  the algorithm's own ``ask``/``tell`` calls (then runs are no longer
-  bit-for-bit reproducible).
+  the algorithm's own ``ask``/``tell`` calls: the algorithm is one process,
+  so its calls happen one after another on the simulated clock, and a worker
+  waits while it thinks (then runs are no longer bit-for-bit reproducible).
 * **Budget.** A query whose finish time would exceed the budget is dropped:
   it is neither told to the algorithm nor recorded, and the run ends there
   (the NAS-Bench-201 rule). With several workers, every query still running
@@ -243,7 +244,8 @@ class Simulator:
     workers
         Number of simulated asynchronous workers.
     decision_time
-        Add the measured wall time of ``ask``/``tell`` to the clock.
+        Add the measured wall time of ``ask``/``tell`` to the clock (the calls
+        are serialised: one starts when the previous one has ended).
     max_queries
         Safety bound on the number of queries of one run.
     """
@@ -345,13 +347,15 @@ class Simulator:
         rec_seed: list[int] = []
         rec_valid: list[float] = []
         rec_cost: list[float] = []
+        busy_until = 0.0  # with decision_time: when the algorithm's last call ended
 
         def submit(now: float) -> None:
-            nonlocal submitted
+            nonlocal submitted, busy_until
             t0 = time.perf_counter()
             proposal = algorithm.ask()
             if self.decision_time:
-                now += time.perf_counter() - t0
+                now = max(now, busy_until) + (time.perf_counter() - t0)
+                busy_until = now
             if not isinstance(proposal, Proposal):
                 proposal = Proposal(arch=proposal)
             result, s = self._answer(proposal, now)
@@ -368,7 +372,8 @@ class Simulator:
             t0 = time.perf_counter()
             algorithm.tell(proposal, result)
             if self.decision_time:
-                clock += time.perf_counter() - t0
+                clock = max(clock, busy_until) + (time.perf_counter() - t0)
+                busy_until = clock
             rec_time.append(finish)
             rec_arch.append(result.arch)
             rec_epoch.append(result.epoch)

@@ -217,6 +217,26 @@ def test_running_one_simulator_twice_gives_the_same_trace(table):
     assert len(set(a.train_seed.tolist())) == 2  # both seeds drawn: the draws matter
 
 
+def test_decision_time_serialises_the_algorithms_calls(table, monkeypatch):
+    import nasbench_harness.simulator as simulator
+
+    class Clock:  # every ask or tell appears to take 2.5 s of wall time
+        now = 0.0
+
+        def perf_counter(self):
+            self.now += 2.5  # so a call, timed by two readings, takes 2.5 s
+            return self.now
+
+    monkeypatch.setattr(simulator, "time", Clock())
+    trace = Simulator(table, budget_s=200.0, seed=0, workers=2, decision_time=True).run(
+        RandomArchs(seed=0)
+    )
+    starts = np.sort(trace.time_s - trace.cost_s)
+    assert starts[0] == pytest.approx(2.5)  # the first ask took 2.5 s
+    # one process: no two trainings start within one call's time of each other
+    assert np.diff(starts).min() >= 2.5 - 1e-9
+
+
 def test_rows_follow_the_tables_classes_not_the_spaces():
     """An imported table trains every arch (canonical = identity): isomorphs answer their own rows."""
     table = ArrayTable(n_seeds=1, n_epochs=4)
