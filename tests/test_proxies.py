@@ -402,3 +402,35 @@ def test_cli_proxies_read_a_cifar_table_from_data_root(tmp_path, cifar_root, cap
             generator=torch.Generator().manual_seed(0),
         )
         assert stored[arch, 0] == count_params(net)  # the 2-D CIFAR skeleton, not MNIST-1D's
+
+
+def test_seed_independent_proxies_are_computed_once_and_stored_for_every_seed(tmp_path):
+    from nasbench_harness.proxies.score import score_table, side_file
+    from nasbench_harness.table import open_table
+
+    assert {n for n, spec in PROXIES.items() if spec.seed_independent} == {"params", "flops"}
+    recipe = Recipe(**TINY_RECIPE, channels=4, cells_per_stage=1)
+    path = tmp_path / "t.h5"
+    shutil.copy(DATA, path)
+    names = ["params", "flops", "snip"]
+    score_table(path, names, seeds=1, limit=6, recipe=recipe, progress=False)
+    score_table(path, names, seeds=3, limit=6, recipe=recipe, progress=False)
+    records = [json.loads(line) for line in side_file(path).read_text().splitlines()]
+    copied = [r for r in records if "from_seed" in r]
+    # seeds 1 and 2 of params and flops are copies of seed 0; snip is computed per seed
+    assert {(r["proxy"], r["seed"]) for r in copied} == {
+        (n, s) for n in ("params", "flops") for s in (1, 2)
+    }
+    assert len(records) == 6 * 3 * 3
+    table = open_table(path)
+    reps = np.unique(table.canonical)[:6]
+    config = ScoreConfig(recipe, recipe.batch_size)
+    splits = recipe.load_splits()
+    for name in ("params", "flops"):
+        scores = table.array(f"proxy/{name}")[reps]
+        assert np.isfinite(scores).all() and (scores == scores[:, :1]).all()
+        assert table.proxy_attrs[name]["seed_independent"]
+        # the claim behind the copy: computing at another seed gives the same value
+        direct = score_arch(int(reps[3]), 2, [name], config, splits)[0]["score"]
+        assert direct == scores[3, 2]
+    assert not table.proxy_attrs["snip"]["seed_independent"]

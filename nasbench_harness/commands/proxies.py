@@ -16,7 +16,8 @@ def register(subparsers) -> None:
         description=(
             "Score every distinct architecture of TABLE (isomorphic ones share their "
             "representative's score) with each proxy at proxy seeds 0..K-1 (each seed fixes "
-            "the initialisation and a minibatch from the table's training split) and store "
+            "the initialisation and a minibatch from the table's training split; params and "
+            "flops do not depend on it and are computed once) and store "
             "the scores in the table's proxy group. Finished scores go to TABLE.proxies.jsonl "
             "first, so an interrupted run resumes when run again. The data set and skeleton "
             "come from the table's provenance recipe; a table without a training recipe "

@@ -262,10 +262,14 @@ def score_table(
     side = side_file(table_path)
     fp = config.fingerprint()
     done = _read_side(side, fp)
+    # a seed-independent proxy (params, flops) is computed at seed 0 only and copied
+    once = {n for n in names if specs[n].seed_independent}
     tasks = []
     for arch in todo_reps:
         for s in seed_list:
-            missing = [n for n in names if (n, s, int(arch)) not in done]
+            missing = [
+                n for n in names if (n, s, int(arch)) not in done and (s == 0 or n not in once)
+            ]
             if missing:
                 tasks.append((int(arch), s, missing, config))
 
@@ -276,14 +280,31 @@ def score_table(
         bar = tqdm(total=len(tasks), desc="proxies", unit="arch-seed")
     with side.open("a") as out:
 
+        def write(rec: dict) -> None:
+            rec["config"] = fp
+            done[(rec["proxy"], rec["seed"], rec["arch"])] = rec
+            out.write(json.dumps(rec) + "\n")
+
+        def copy_to_other_seeds(rec: dict) -> None:
+            for s in seed_list[1:]:
+                if (rec["proxy"], s, rec["arch"]) not in done:
+                    write({**rec, "seed": s, "from_seed": 0})
+
         def record(recs: list[dict]) -> None:
             for rec in recs:
-                rec["config"] = fp
-                done[(rec["proxy"], rec["seed"], rec["arch"])] = rec
-                out.write(json.dumps(rec) + "\n")
+                write(rec)
+                if rec["proxy"] in once and rec["seed"] == 0:
+                    copy_to_other_seeds(rec)
             out.flush()
             if bar is not None:
                 bar.update(1)
+
+        for arch in todo_reps:  # seed 0 scored by an earlier run (e.g. with fewer --seeds)
+            for name in once:
+                rec = done.get((name, 0, int(arch)))
+                if rec is not None:
+                    copy_to_other_seeds(rec)
+        out.flush()
 
         if workers <= 1 or len(tasks) <= 1:
             # one torch thread, as in the worker processes: scores do not depend on
@@ -322,6 +343,7 @@ def score_table(
         attrs = {
             "definition": specs[name].definition,
             "seeds": seed_list,
+            "seed_independent": specs[name].seed_independent,
             "n_failures": n_fail,
             "n_unscored": n_unscored,
             "batch_size": config.batch_size,

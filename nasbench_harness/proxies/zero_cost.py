@@ -65,22 +65,29 @@ class ProxyError(NasbenchError):
 
 @dataclass(frozen=True)
 class ProxySpec:
-    """A registered proxy: its function and its one-paragraph definition."""
+    """A registered proxy: its function and its one-paragraph definition.
+
+    ``seed_independent``: the value depends on the architecture and the input
+    shape only (not on weights, batch or draws), so it is computed at proxy
+    seed 0 and the same value is stored for every seed.
+    """
 
     name: str
     fn: Callable[[nn.Module, tuple[torch.Tensor, torch.Tensor], Mapping[str, Any]], float]
     definition: str
+    seed_independent: bool = False
 
 
 #: Registered proxies by name, in registration order.
 PROXIES: dict[str, ProxySpec] = {}
 
 
-def register_proxy(name: str) -> Callable:
+def register_proxy(name: str, *, seed_independent: bool = False) -> Callable:
     """Decorator registering ``fn(model, batch, config) -> float`` as proxy ``name``.
 
     The docstring (definition and reference) is required; it is stored in the
-    table with the scores.
+    table with the scores. ``seed_independent=True`` declares a value that
+    depends on the architecture and input shape only (see :class:`ProxySpec`).
     """
 
     def decorate(fn: Callable) -> Callable:
@@ -89,7 +96,7 @@ def register_proxy(name: str) -> Callable:
             raise ProxyError(f"proxy {name!r} needs a docstring with its definition and reference")
         if name in PROXIES:
             raise ProxyError(f"proxy {name!r} is registered twice; pick another name")
-        PROXIES[name] = ProxySpec(name, fn, " ".join(doc.split()))
+        PROXIES[name] = ProxySpec(name, fn, " ".join(doc.split()), bool(seed_independent))
         return fn
 
     return decorate
@@ -426,7 +433,7 @@ def l2_norm(model, batch, config) -> float:
     return _sum(m.weight.detach().norm() for m in _weight_layers(model))
 
 
-@register_proxy("params")
+@register_proxy("params", seed_independent=True)
 def params(model, batch, config) -> float:
     """Number of trainable parameters of the real architecture (only the built edges).
 
@@ -437,7 +444,7 @@ def params(model, batch, config) -> float:
     return float(count_params(model))
 
 
-@register_proxy("flops")
+@register_proxy("flops", seed_independent=True)
 def flops(model, batch, config) -> float:
     """Forward FLOPs at batch size 1 (``models.count_flops``: 2 per multiply-add).
 
