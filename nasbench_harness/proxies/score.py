@@ -141,6 +141,7 @@ def score_arch(
         )
     except (RuntimeError, ValueError, NasbenchError) as exc:
         build_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    shared: dict[str, Any] = {}  # work proxies share on this model (one loss gradient)
     for name in proxies:
         # every proxy gets the same draw generator state, whatever ran before it
         draw_gen.manual_seed(_seed_states(seed)[2])
@@ -148,7 +149,7 @@ def score_arch(
         value = math.nan
         if model is not None:
             try:
-                value = compute_proxy(name, model, batch, {"generator": draw_gen})
+                value = compute_proxy(name, model, batch, {"generator": draw_gen, "shared": shared})
                 if math.isnan(value):
                     error = "non-finite value"
             except (RuntimeError, ValueError, ArithmeticError, NasbenchError) as exc:

@@ -139,14 +139,29 @@ def _loss(config: Mapping[str, Any]) -> Callable:
 
 
 def _weight_grads(model: nn.Module, batch, config) -> tuple[list[torch.Tensor], list]:
-    """One forward/backward of the loss; the weights and their gradients (zeros if unused)."""
+    """One forward/backward of the loss; the weights and their gradients (zeros if unused).
+
+    With a dict ``config["shared"]`` (one per model, as ``score_arch`` passes),
+    the gradients of the same model on the same batch tensors are computed
+    once and reused by every proxy that needs them (grad_norm, snip, plain):
+    proxies never change the model they are given, so the values are the ones
+    a fresh backward gives.
+    """
     x, y = batch
+    shared = config.get("shared")
+    cached = None if shared is None else shared.get("weight_grads")
+    if cached is not None and cached[0] is model and cached[1] is x and cached[2] is y:
+        return cached[3], cached[4]
     layers = _weight_layers(model)
     model.zero_grad(set_to_none=True)
     loss = _loss(config)(model(x), y)
     loss.backward()
     weights = [m.weight for m in layers]
     grads = [w.grad if w.grad is not None else torch.zeros_like(w) for w in weights]
+    if shared is not None:  # keep copies: a later backward would overwrite .grad
+        grads_copy = [g.detach().clone() for g in grads]
+        shared["weight_grads"] = (model, x, y, weights, grads_copy)
+        return weights, grads_copy
     return weights, grads
 
 
