@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from nasbench_harness.errors import NasbenchError
 from nasbench_harness.simulator import Proposal, Result
 
 __all__ = ["Algorithm", "Proposal", "Result", "StoredParams"]
@@ -36,6 +37,21 @@ class StoredParams:
             for p in sig.parameters.values()
             if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
         ]
+
+    @classmethod
+    def with_seed(cls, label: str, seed: int | None, params: dict[str, Any]):
+        """``cls(seed=seed, **params)``, or a :class:`NasbenchError` naming (as ``label``)
+        the unknown hyperparameters and the accepted ones."""
+        accepted = cls._param_names()
+        unknown = sorted(set(params) - set(accepted))
+        if unknown or "seed" in params:
+            bad = unknown or ["seed"]
+            raise NasbenchError(
+                f"{label}: unknown hyperparameter(s) {', '.join(bad)}; "
+                f"accepted: {', '.join(p for p in accepted if p != 'seed')} "
+                "(seed is given separately)"
+            )
+        return cls(seed=seed, **params)
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's arguments, as stored."""

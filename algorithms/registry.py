@@ -194,16 +194,7 @@ def list_weight_sharing() -> dict[str, str]:
 
 def make_algorithm(name: str, seed: int | None = None, **hyperparameters: Any) -> Algorithm:
     """Instantiate an algorithm by name (or file path) with a seed and hyperparameters."""
-    cls = get_algorithm_class(name)
-    accepted = cls._param_names()
-    unknown = sorted(set(hyperparameters) - set(accepted))
-    if unknown or "seed" in hyperparameters:
-        bad = unknown or ["seed"]
-        raise NasbenchError(
-            f"{name}: unknown hyperparameter(s) {', '.join(bad)}; "
-            f"accepted: {', '.join(p for p in accepted if p != 'seed')} (seed is given separately)"
-        )
-    return cls(seed=seed, **hyperparameters)
+    return get_algorithm_class(name).with_seed(name, seed, hyperparameters)
 
 
 def parse_param_strings(items: list[str] | None) -> dict[str, Any]:

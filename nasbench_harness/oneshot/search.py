@@ -61,15 +61,7 @@ def make_method(name: str, seed: int | None = None, **params: Any) -> OneShotMet
     cls = METHODS.get(name)
     if cls is None:
         raise NasbenchError(f"unknown weight-sharing method {name!r}; known: {', '.join(METHODS)}")
-    accepted = [p for p in cls._param_names() if p != "seed"]
-    unknown = sorted(set(params) - set(accepted))
-    if unknown or "seed" in params:
-        bad = unknown or ["seed"]
-        raise NasbenchError(
-            f"{name}: unknown hyperparameter(s) {', '.join(bad)}; accepted: "
-            f"{', '.join(accepted)} (seed is given separately)"
-        )
-    return cls(seed=seed, **params)
+    return cls.with_seed(name, seed, params)
 
 
 def table_recipe(table, recipe: Any = None):
