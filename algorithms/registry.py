@@ -207,6 +207,11 @@ def parse_param_strings(items: list[str] | None) -> dict[str, Any]:
             raise NasbenchError(
                 f"--param {item!r}: write key=value, e.g. --param population_size=20"
             )
+        if key == "seed":
+            raise NasbenchError(
+                f"--param {item!r}: the seed is not a hyperparameter; give it with --seed "
+                "(nasbench compare runs seeds 0..N-1 of --runs)"
+            )
         try:
             value = json.loads(text)
         except json.JSONDecodeError:

@@ -468,3 +468,9 @@ def test_cli_search_errors_are_one_line(capsys):
     assert "unknown algorithm 'nope'" in err and err.count("\n") == 1
     assert main(["search", str(FIXTURE), "-a", "rea", "--param", "sample_size=99"]) == 2
     assert "sample_size=99" in capsys.readouterr().err
+    assert main(["search", str(FIXTURE), "-a", "rea", "--param", "seed=1"]) == 2
+    err = capsys.readouterr().err
+    assert "the seed is not a hyperparameter; give it with --seed" in err and err.count("\n") == 1
+    argv = ["compare", "--table", str(FIXTURE), "--runs", "1", "--param", "rea:seed=1"]
+    assert main(argv) == 2
+    assert "the seed is not a hyperparameter" in capsys.readouterr().err

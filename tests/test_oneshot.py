@@ -417,6 +417,10 @@ def test_cli_search_list_run_and_errors(tmp_path, capsys):
     assert "--budget" in capsys.readouterr().err
     assert main([*argv, "--param", "pop=3"]) == 2
     assert "unknown hyperparameter(s) pop" in capsys.readouterr().err
+    assert main([*argv, "--param", "device=cpu"]) == 2  # an option of the run, not the method
+    assert "unknown hyperparameter(s) device" in capsys.readouterr().err
+    assert main([*argv, "--param", "seed=2"]) == 2
+    assert "give it with --seed" in capsys.readouterr().err
     assert main(["search", str(FIXTURE), "-a", "rsps"]) == 2
     assert "--recipe-json" in capsys.readouterr().err
 

@@ -148,7 +148,7 @@ def run(args) -> int:
 def run_weight_sharing(args, table) -> int:
     """``nasbench search`` for a weight-sharing method: a real supernet run, then the lookup."""
     from nasbench_harness.commands.proxies import _recipe
-    from nasbench_harness.oneshot.search import run_oneshot, summary
+    from nasbench_harness.oneshot.search import make_method, run_oneshot, summary
 
     if args.budget is not None:
         raise NasbenchError(
@@ -157,15 +157,14 @@ def run_weight_sharing(args, table) -> int:
         )
     if args.workers != 1:
         raise NasbenchError(f"{args.algorithm} runs one supernet: leave --workers out")
-    params = parse_param_strings(args.param)
+    # the method is made here, so that --param names are checked as its hyperparameters
+    method = make_method(args.algorithm, seed=args.seed, **parse_param_strings(args.param))
     trace, run = run_oneshot(
         table,
-        args.algorithm,
-        seed=args.seed,
+        method,
         recipe=_recipe(args.recipe_json),
         data_root=args.data_root,
         device=args.device,
-        **params,
     )
     out = {
         "table": str(getattr(table, "path", "")),
