@@ -191,6 +191,10 @@ class _TableView:
         self.recorded = ~valid_gaps
         times = np.asarray(table.array("train_time_s"), dtype=np.float64)
         self.cum_time = np.cumsum(times, axis=2)  # NaN propagates to later epochs
+        #: (row, seed, epoch) that can answer a query: with a cost, and also with what
+        #: the algorithm observes (a query prefers the second, see Simulator._answer)
+        self.has_time = ~np.isnan(self.cum_time)
+        self.observed = self.has_time & ~np.isnan(np.asarray(self.visible["valid_acc"]))
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # archs with no seed: NaN
             final_valid = np.nanmean(np.asarray(table.array("valid_acc"))[:, :, -1], axis=1)
@@ -301,10 +305,9 @@ class Simulator:
                 )
         row = view.rows[index]
         times = view.cum_time[row, :, e]
-        has_time = ~np.isnan(times)
         # seeds with a validation accuracy too, where there are any (else: a NaN result)
-        observed = has_time & ~np.isnan(view.visible["valid_acc"][row, :, e])
-        available = np.flatnonzero(observed if observed.any() else has_time)
+        observed = view.observed[row, :, e]
+        available = np.flatnonzero(observed if observed.any() else view.has_time[row, :, e])
         if available.size == 0:
             raise QueryError(
                 f"arch {view.space.to_string(index)} has no result at epoch {epoch} for any seed; "
