@@ -386,6 +386,89 @@ def test_cli_partial_merge_exit_codes(tmp_path, capsys):
     assert cli.main(["merge", out, "-o", table, "--allow-partial"]) == 0
 
 
+def test_merge_takes_latency_from_the_rows_or_from_a_sweep(tmp_path):
+    settings = fake_settings(limit=3, channels=4, cells_per_stage=1)
+    build(settings, tmp_path / "b")
+    space = get_space("nb201")
+    rows = merge([tmp_path / "b"], tmp_path / "rows.h5")
+    assert rows.provenance["latency"]["source"] == "rows"
+    by_arch: dict[int, list[float]] = {}
+    for path in build_files(tmp_path / "b"):
+        for row in read_rows(path).rows:
+            by_arch.setdefault(row.arch, []).append(row.latency_ms)
+    with h5py.File(rows.path) as f:
+        from_rows = f["arch_metrics/latency_ms"][()]
+    for arch, values in by_arch.items():
+        assert from_rows[arch] == np.median(values)
+
+    options = {"rounds": 2, "repeats": 3, "warmup": 1}
+    swept = merge([tmp_path / "b"], tmp_path / "sweep.h5", latency="sweep", latency_options=options)
+    info = swept.provenance["latency"]
+    assert not swept.problems
+    assert info["source"] == "sweep" and info["rounds"] == 2 and info["repeats"] == 3
+    assert info["n_archs"] == len(by_arch) and info["threads"] == 1
+    with h5py.File(swept.path) as f:
+        latency = f["arch_metrics/latency_ms"][()]
+        valid = f["metrics/valid_acc"][()]
+    with h5py.File(rows.path) as f:
+        np.testing.assert_array_equal(valid, f["metrics/valid_acc"][()])  # only latency differs
+    trained = np.isin(space.canonical_ids, list(by_arch))
+    assert (latency[trained] > 0).all() and np.isnan(latency[~trained]).all()
+    # the fake trainer's latencies are 0.10-0.11 ms; the sweep measured real networks instead
+    assert not np.allclose(latency[trained], from_rows[trained])
+
+
+def test_latency_sweep_ranks_a_heavy_cell_above_an_empty_one():
+    from nasbench_harness.build.latency import sweep_latency
+
+    space = get_space("nb201")
+    heavy = space.index(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    )
+    empty = space.index("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    recipe = {"channels": 8, "cells_per_stage": 2, "reduction": "light"}
+    latency, info = sweep_latency(
+        [heavy, empty],
+        space="nb201",
+        recipe=recipe,
+        input_shape=(1, 40),
+        n_classes=10,
+        rounds=3,
+        repeats=5,
+        progress=False,
+    )
+    # 18 ReLU-conv-BN blocks against none: several times the work, whatever the machine's load
+    assert latency.shape == (2,) and latency[0] > latency[1] > 0
+    assert info["n_archs"] == 2 and info["round_agreement_spearman"] is None
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("rounds", 0), ("repeats", 1.5), ("chunk", True), ("threads", 0)]
+)
+def test_latency_sweep_refuses_bad_options(option, value):
+    from nasbench_harness.build.latency import sweep_latency
+
+    recipe = {"channels": 4, "cells_per_stage": 1, "reduction": "light"}
+    with pytest.raises(BuildError, match=f"latency sweep {option}="):
+        sweep_latency(
+            [0], space="nb201", recipe=recipe, input_shape=(1, 40), n_classes=10, **{option: value}
+        )
+
+
+def test_cli_latency_options_need_the_sweep(tmp_path, capsys):
+    out, table = str(tmp_path / "b"), str(tmp_path / "t.h5")
+    args = ["build", "--dry-run", "--limit", "2", "--seeds", "0", "--epochs", "2"]
+    assert cli.main(args + ["--no-progress", "--out", out]) == 0
+    capsys.readouterr()
+    assert cli.main(["merge", out, "-o", table, "--latency-rounds", "2"]) == 2
+    assert "add --latency-sweep" in capsys.readouterr().err
+    assert not (tmp_path / "t.h5").exists()
+    command = ["merge", out, "-o", table, "--latency-sweep", "--latency-rounds", "2"]
+    assert cli.main(command + ["--no-progress", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["latency"]["source"] == "sweep" and report["latency"]["rounds"] == 2
+
+
 def test_cli_ray_without_ray_says_how_to_install(tmp_path, capsys, monkeypatch):
     import builtins
 

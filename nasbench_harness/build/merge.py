@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -87,14 +88,34 @@ def _iso(unix_time: float) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def merge(inputs: Sequence[str | os.PathLike], out_path: str | os.PathLike) -> MergeResult:
+#: Where a merged table's ``latency_ms`` comes from.
+LATENCY_SOURCES = ("rows", "sweep")
+
+
+def merge(
+    inputs: Sequence[str | os.PathLike],
+    out_path: str | os.PathLike,
+    *,
+    latency: str = "rows",
+    latency_options: Mapping[str, Any] | None = None,
+    progress: bool = False,
+) -> MergeResult:
     """Merge the rows of one build into the table ``out_path`` and validate it.
 
     Rows are de-duplicated by (arch, seed) (copies must agree); each canonical
     arch's row stands for all its isomorphic archs; what was not trained is
     NaN. The table is written even when rows are missing: the result lists
     them, and the caller decides whether a partial table is acceptable.
+
+    ``latency="rows"`` takes each arch's latency as the median over its rows
+    (each measured by its worker right after training); ``"sweep"`` measures
+    every trained arch again in this process with
+    :func:`~nasbench_harness.build.latency.sweep_latency` (keyword arguments
+    in ``latency_options``), so that all latencies come from one stretch of
+    time on one device. The provenance key ``latency`` says which.
     """
+    if latency not in LATENCY_SOURCES:
+        raise BuildError(f"latency={latency!r} is not known: use one of {LATENCY_SOURCES}")
     from nasbench_harness.space import get_space
     from nasbench_harness.table import validate_table, write_table
 
@@ -127,12 +148,35 @@ def merge(inputs: Sequence[str | os.PathLike], out_path: str | os.PathLike) -> M
             metrics[name][task.arch, seed_position[task.seed]] = row.curves[name]
         params[task.arch], flops[task.arch] = row.params, row.flops
         latencies.setdefault(task.arch, []).append(row.latency_ms)
-    latency = np.full(n_archs, np.nan)
+    latency_ms = np.full(n_archs, np.nan)
     for arch, values in latencies.items():
-        latency[arch] = float(np.median(values))
+        latency_ms[arch] = float(np.median(values))
 
     rows = list(index.rows.values())
     dataset = dict(index.dataset_info or {})
+    latency_info: dict[str, Any] = {
+        "source": "rows",
+        "how": "median over an arch's seeds of the latency its worker measured after training",
+    }
+    if latency == "sweep":
+        from nasbench_harness.build.latency import sweep_latency
+
+        if "input_shape" not in dataset or "n_classes" not in dataset:
+            raise BuildError(
+                "the rows do not record the data set's input_shape and n_classes, which a "
+                "latency sweep needs to build the networks: merge with latency from the rows"
+            )
+        trained = np.asarray(sorted(latencies), dtype=np.int64)
+        measured, latency_info = sweep_latency(
+            trained,
+            space=settings.space,
+            recipe=settings.recipe,
+            input_shape=dataset["input_shape"],
+            n_classes=dataset["n_classes"],
+            progress=progress,
+            **dict(latency_options or {}),
+        )
+        latency_ms[trained] = measured
     provenance = {
         "space": settings.space,
         "dataset": dataset,
@@ -146,6 +190,7 @@ def merge(inputs: Sequence[str | os.PathLike], out_path: str | os.PathLike) -> M
         "n_rows": len(rows),
         "hosts": sorted({r.hostname for r in rows}),
         "torch_versions": sorted({r.torch_version for r in rows}),
+        "latency": latency_info,
         "build": {
             "fingerprint": settings.fingerprint,
             "limit": settings.limit,
@@ -165,7 +210,7 @@ def merge(inputs: Sequence[str | os.PathLike], out_path: str | os.PathLike) -> M
         out_path,
         space=space,
         metrics=metrics,
-        arch_metrics={"params": params, "flops": flops, "latency_ms": latency},
+        arch_metrics={"params": params, "flops": flops, "latency_ms": latency_ms},
         seeds=seeds,
         provenance=provenance,
     )

@@ -35,14 +35,53 @@ def register(subparsers) -> None:
         action="store_true",
         help="exit 0 even if planned rows are missing (they are NaN in the table)",
     )
+    parser.add_argument(
+        "--latency-sweep",
+        action="store_true",
+        help=(
+            "measure every trained arch's latency again here, in one process (batch 1, "
+            "fastest pass over rounds in random order), instead of the median of what the "
+            "workers measured "
+            "right after training; use it when the rows were trained at different times or "
+            "on a busy machine, or to measure latency on this machine's device"
+        ),
+    )
+    parser.add_argument(
+        "--latency-device",
+        default=None,
+        metavar="DEVICE",
+        help="device of the latency sweep: cpu (default) or cuda",
+    )
+    parser.add_argument(
+        "--latency-rounds",
+        type=int,
+        default=None,
+        metavar="R",
+        help="passes over all archs in the latency sweep (default 5)",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar for the latency sweep"
+    )
     add_json_flag(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from nasbench_harness.build import merge
+    from nasbench_harness.errors import BuildError
 
-    result = merge(args.inputs, args.output)
+    options = {"device": args.latency_device, "rounds": args.latency_rounds}
+    options = {name: value for name, value in options.items() if value is not None}
+    if options and not args.latency_sweep:
+        flags = ", ".join(f"--latency-{name}" for name in options)
+        raise BuildError(f"{flags} only apply to a latency sweep: add --latency-sweep")
+    result = merge(
+        args.inputs,
+        args.output,
+        latency="sweep" if args.latency_sweep else "rows",
+        latency_options=options if args.latency_sweep else None,
+        progress=not args.no_progress,
+    )
     missing = [f"arch {t.arch} seed {t.seed}" for t in result.missing]
     if args.json:
         emit_json(
@@ -53,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
                 "duplicates": result.n_duplicates,
                 "missing": [{"arch": t.arch, "seed": t.seed} for t in result.missing],
                 "problems": list(result.problems),
+                "latency": result.provenance["latency"],
             }
         )
     from nasbench_harness.table.validate import HOLES_MARK

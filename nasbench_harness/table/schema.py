@@ -66,7 +66,7 @@ DESCRIPTIONS = {
     "eval_time_s": "wall time of evaluating all splits after this epoch",
     "params": "number of trainable parameters",
     "flops": "floating-point operations of one forward pass of one sample",
-    "latency_ms": "wall time of one forward pass of one batch on the build device",
+    "latency_ms": "wall time of one forward pass of one sample (batch size 1) on the build device",
 }
 ACC_METRICS = ("train_acc", "valid_acc", "test_acc")
 LOSS_METRICS = ("train_loss", "valid_loss", "test_loss")
