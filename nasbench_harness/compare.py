@@ -85,6 +85,9 @@ class CompareConfig:
         Seconds (``"3600"``) or multiples of the default budget (``"x0.25"``).
     workers
         Simulated asynchronous workers per search.
+    eval_time
+        Charge each query its validation evaluation too, not only its
+        training time (``Simulator(eval_time=True)``).
     jobs
         Worker processes (``None``: ``os.cpu_count()``).
     out
@@ -103,6 +106,7 @@ class CompareConfig:
     runs: int = DEFAULT_RUNS
     budgets: tuple[str, ...] = DEFAULT_BUDGETS
     workers: int = 1
+    eval_time: bool = False
     jobs: int | None = None
     out: str | None = None
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -120,6 +124,7 @@ class Task:
     budget_s: float
     budget_label: str  # "x1" or "3600 s"
     workers: int
+    eval_time: bool = False  # queries also cost their validation evaluation
 
     @property
     def id(self) -> str:
@@ -130,7 +135,7 @@ class Task:
         label = re.sub(r"[^A-Za-z0-9.]+", "-", self.budget_label).strip("-")
         return (
             f"{self.table_stem}-{self.table_checksum[:12]}-budget-{label}-"
-            f"{self.budget_s:.6g}s-w{self.workers}.jsonl"
+            f"{self.budget_s:.6g}s-w{self.workers}{'-eval' if self.eval_time else ''}.jsonl"
         )
 
 
@@ -154,6 +159,7 @@ class RunSpec:
                 self.seed,
                 repr(t.budget_s),
                 t.workers,
+                *(["eval_time"] if t.eval_time else []),
             ]
         )
 
@@ -236,6 +242,13 @@ def _finite(obj):
 # ---------------------------------------------------------------------------
 # planning
 # ---------------------------------------------------------------------------
+#: What a query costs in simulated time, by ``eval_time`` (summary provenance ``query_cost``).
+QUERY_COST = {
+    False: "training time to the queried epoch",
+    True: "training time to the queried epoch plus the validation evaluation after it",
+}
+
+
 def tabular_algorithms() -> list[str]:
     """Registered algorithms that run against a table (``tabular`` not set to False)."""
     from algorithms.registry import get_algorithm_class, list_algorithms
@@ -356,7 +369,15 @@ def make_plan(config: CompareConfig) -> Plan:
             stem = f"{stem}-{table.checksum[:8]}"
         for label, seconds in resolve_budgets(config.budgets, table):
             tasks.append(
-                Task(str(table.path), stem, table.checksum, seconds, label, int(config.workers))
+                Task(
+                    str(table.path),
+                    stem,
+                    table.checksum,
+                    seconds,
+                    label,
+                    int(config.workers),
+                    bool(config.eval_time),
+                )
             )
     out = Path(config.out) if config.out else default_out_dir(tables)
     return Plan(config, tables, tasks, names, params_json, list(range(int(config.runs))), out)
@@ -385,7 +406,12 @@ def execute_run(spec: RunSpec, table=None) -> RunRecord:
     table = table if table is not None else _worker_table(spec.task.table_path)
     algorithm = make_algorithm(spec.algorithm, seed=spec.seed, **json.loads(spec.params_json))
     trace = run_search(
-        table, algorithm, budget_s=spec.task.budget_s, seed=spec.seed, workers=spec.task.workers
+        table,
+        algorithm,
+        budget_s=spec.task.budget_s,
+        seed=spec.seed,
+        workers=spec.task.workers,
+        eval_time=spec.task.eval_time,
     )
     return RunRecord.from_trace(spec, trace)
 
@@ -743,6 +769,7 @@ def analyse(
             "seeds": plan.seeds,
             "budgets": list(plan.config.budgets),
             "workers": int(plan.config.workers),
+            "query_cost": QUERY_COST[bool(plan.config.eval_time)],
             "algorithms": {n: json.loads(plan.params_json[n]) for n in plan.algorithms},
             "tables": [
                 {

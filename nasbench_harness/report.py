@@ -596,7 +596,8 @@ def _write_report(summary: dict, frame: pd.DataFrame, out: Path, run_info) -> di
     md_parts.append(f"# {title}")
     sub = (
         f"{len(all_names)} algorithms x {len(summary['tasks'])} tasks (table x budget) x "
-        f"{len(seeds)} paired seeds, {prov['workers']} simulated worker(s)."
+        f"{len(seeds)} paired seeds, {prov['workers']} simulated worker(s); a query costs "
+        f"its {prov.get('query_cost', 'training time to the queried epoch')}."
     )
     html_parts.append(f'<p class="sub">{html.escape(sub)}</p>')
     md_parts.append(f"*{sub}*")

@@ -12,10 +12,13 @@ Rules, applied here once for every algorithm:
 * **Cost.** A query of arch ``a`` at epoch ``e`` costs the table's recorded
   training time of ``a`` from scratch to ``e`` (the sum of the per-epoch
   ``train_time_s`` of the training seed that answers it). Nothing else is
-  added unless ``decision_time=True``, which adds the measured wall time of
-  the algorithm's own ``ask``/``tell`` calls: the algorithm is one process,
-  so its calls happen one after another on the simulated clock, and a worker
-  waits while it thinks (then runs are no longer bit-for-bit reproducible).
+  added unless asked: ``eval_time=True`` adds the validation evaluation after
+  epoch ``e`` (NATS-Bench's ``simulate_train_eval`` rule; see
+  :class:`Simulator`), and ``decision_time=True`` adds the measured wall
+  time of the algorithm's own ``ask``/``tell`` calls: the algorithm is one
+  process, so its calls happen one after another on the simulated clock, and
+  a worker waits while it thinks (then runs are no longer bit-for-bit
+  reproducible).
 * **Budget.** A query whose finish time would exceed the budget is dropped:
   it is neither told to the algorithm nor recorded, and the run ends there
   (the NAS-Bench-201 rule). With several workers, every query still running
@@ -204,6 +207,39 @@ class _TableView:
         self.best_test = float(np.nanmax(final_test))
         self._table = table
         self._arch_metrics = None
+        self._valid_eval_time = None
+
+    def valid_eval_time(self) -> np.ndarray:
+        """Seconds of the validation evaluation after each (row, seed, epoch) (lazy).
+
+        A table records one ``eval_time_s`` for all the splits it evaluated
+        after an epoch (a built table: valid and test; imported NB201: its
+        valid and test splits); the validation part is taken as its share of
+        the evaluated samples, which is exact up to batch rounding when the
+        splits go through the same network in batches of one size.
+        """
+        if self._valid_eval_time is None:
+            table = self._table
+            where = getattr(table, "path", "")
+            try:
+                times = np.asarray(table.array("eval_time_s"), dtype=np.float64)
+            except (KeyError, NasbenchError):
+                raise QueryError(
+                    f"table {where} has no eval_time_s, so evaluation time cannot be "
+                    "charged: run without eval_time"
+                ) from None
+            splits = ((getattr(table, "provenance", None) or {}).get("dataset") or {}).get(
+                "splits"
+            ) or {}
+            sizes = [splits.get(name) for name in ("valid", "test")]
+            if not all(isinstance(v, (int, np.integer)) and v > 0 for v in sizes):
+                raise QueryError(
+                    f"table {where}: its provenance gives no sizes of the valid and test splits "
+                    f"(dataset.splits = {splits!r}), so the validation part of eval_time_s is "
+                    "unknown: run without eval_time"
+                )
+            self._valid_eval_time = times * (sizes[0] / (sizes[0] + sizes[1]))
+        return self._valid_eval_time
 
     def arch_metrics(self):
         """The table's :data:`ARCH_METRICS` it has, indexed by arch index (read-only, lazy)."""
@@ -247,6 +283,12 @@ class Simulator:
         number; :func:`run_search` takes care of neither, the CLI of both).
     workers
         Number of simulated asynchronous workers.
+    eval_time
+        Also charge, per query, the validation evaluation after the queried
+        epoch (the validation share of the table's ``eval_time_s`` there, see
+        :meth:`_TableView.valid_eval_time`); the test evaluation is never
+        charged, since a search does not run it. Off by default (DESIGN rule
+        3: training time only unless asked).
     decision_time
         Add the measured wall time of ``ask``/``tell`` to the clock (the calls
         are serialised: one starts when the previous one has ended).
@@ -261,6 +303,7 @@ class Simulator:
         budget_s: float,
         seed: int = 0,
         workers: int = 1,
+        eval_time: bool = False,
         decision_time: bool = False,
         max_queries: int = 1_000_000,
     ) -> None:
@@ -273,6 +316,9 @@ class Simulator:
         self.budget_s = float(budget_s)
         self.seed = int(seed)
         self.workers = int(workers)
+        self.eval_time = bool(eval_time)
+        if self.eval_time:
+            self.view.valid_eval_time()  # refuse a table without it now, not mid-run
         self.decision_time = bool(decision_time)
         self.max_queries = int(max_queries)
         self._seed_rng = self._new_seed_rng()
@@ -315,6 +361,14 @@ class Simulator:
             )
         s = int(available[self._seed_rng.integers(available.size)])
         cost = float(times[s])
+        if self.eval_time:
+            evaluation = float(view.valid_eval_time()[row, s, e])
+            if np.isnan(evaluation):
+                raise QueryError(
+                    f"arch {view.space.to_string(index)} has no eval_time_s at epoch {epoch} "
+                    f"for seed {int(view.seeds[s])}: run without eval_time"
+                )
+            cost += evaluation
         vis = view.visible
         result = Result(
             arch=index,

@@ -443,6 +443,19 @@ def test_cli_search_json(capsys):
     assert inc["regret"] == pytest.approx(inc["best_test_acc"] - inc["test_acc"])
 
 
+def test_cli_search_eval_time_charges_more_per_query(capsys):
+    argv = ["search", str(FIXTURE), "-a", "random", "--seed", "2", "--budget", "3000", "--json"]
+    assert main(argv) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--eval-time"]) == 0
+    charged = json.loads(capsys.readouterr().out)
+    assert plain["eval_time"] is False and charged["eval_time"] is True
+    n = charged["trace"]["n_queries"]
+    assert charged["trace"]["arch"] == plain["trace"]["arch"][:n]  # same proposals
+    extra = np.subtract(charged["trace"]["cost_s"], plain["trace"]["cost_s"][:n])
+    assert (extra > 0).all() and n < plain["trace"]["n_queries"]
+
+
 def test_cli_search_default_budget_params_and_report(capsys, table):
     argv = ["search", str(FIXTURE), "-a", "hw-pareto", "--param", "n_init=5", "--json"]
     assert main(argv) == 0

@@ -126,6 +126,25 @@ def test_changed_hyperparameters_are_new_runs(first, tmp_path):
     assert summary["provenance"]["algorithms"]["rea"]["population_size"] == 20
 
 
+def test_charging_evaluation_time_makes_new_runs_with_fewer_queries(first, tmp_path):
+    out = tmp_path / "eval"
+    shutil.copytree(first.out, out)
+    result = compare(small_config(out, eval_time=True), progress=False)
+    assert result.n_done == 10 and result.n_skipped == 0  # other runs than the plain ones
+    assert sorted(p.name.endswith("-eval.jsonl") for p in (out / "runs").glob("*.jsonl")) == [
+        False,
+        True,
+    ]
+    summary = json.loads(result.summary_json.read_text())
+    assert "validation evaluation" in summary["provenance"]["query_cost"]
+    plain = json.loads(first.summary_json.read_text())["provenance"]["query_cost"]
+    assert "evaluation" not in plain
+    charged = pd.read_csv(result.results_csv).set_index(["algorithm", "seed"])["n_queries"]
+    free = pd.read_csv(first.results_csv).set_index(["algorithm", "seed"])["n_queries"]
+    # random search proposes the same archs for a seed; each now costs more
+    assert (charged.loc["random"] < free.loc["random"]).all()
+
+
 def test_stored_step_function_reproduces_the_trace():
     from algorithms.registry import make_algorithm
     from nasbench_harness.simulator import run_search

@@ -96,6 +96,41 @@ def test_cost_is_recorded_training_time_of_the_drawn_seed(table):
     assert set(trace.train_seed.tolist()) == {0, 1}  # both seeds get drawn
 
 
+def test_eval_time_adds_the_validation_share_of_the_queried_epochs_evaluation():
+    table = ArrayTable()
+    shape = table._arrays["train_time_s"].shape
+    # evaluation after epoch e takes 10 * e s in all; valid 300 of 300 + 100 evaluated samples
+    table._arrays["eval_time_s"] = np.broadcast_to(
+        10.0 * np.arange(1, shape[2] + 1, dtype=np.float32), shape
+    )
+    table.provenance = {"dataset": {"splits": {"train": 500, "valid": 300, "test": 100}}}
+    plain = run_search(table, Scripted(script=[(5, 2)], seed=0), budget_s=500.0, seed=3)
+    charged = run_search(
+        table, Scripted(script=[(5, 2)], seed=0), budget_s=500.0, seed=3, eval_time=True
+    )
+    np.testing.assert_array_equal(charged.train_seed, plain.train_seed[: charged.n_queries])
+    # training to epoch 2 with seed s: 2 (s + 1) s; one evaluation after epoch 2: 20 * 3/4 s
+    np.testing.assert_allclose(charged.cost_s, 2.0 * (charged.train_seed + 1) + 15.0)
+    np.testing.assert_allclose(charged.time_s, np.cumsum(charged.cost_s))
+    assert charged.n_queries < plain.n_queries
+
+
+def test_eval_time_is_refused_where_the_table_cannot_say_it():
+    table = ArrayTable()
+    with pytest.raises(QueryError, match="has no eval_time_s"):
+        Simulator(table, budget_s=10.0, eval_time=True)
+    table._arrays["eval_time_s"] = np.ones_like(table._arrays["train_time_s"])
+    table.provenance = {"dataset": {"splits": {"valid": "x-valid: 25,000 images"}}}
+    with pytest.raises(QueryError, match="no sizes of the valid and test splits"):
+        Simulator(table, budget_s=10.0, eval_time=True)
+    table.provenance = {"dataset": {"splits": {"valid": 10, "test": 10}}}
+    table._arrays["eval_time_s"] = table._arrays["eval_time_s"].copy()
+    table._arrays["eval_time_s"][:, 0, :] = np.nan  # seed 0 never timed its evaluation
+    simulator = Simulator(table, budget_s=1000.0, eval_time=True, seed=1)
+    with pytest.raises(QueryError, match="no eval_time_s at epoch 1 for seed 0"):
+        simulator.run(Scripted(script=[(5, 1)], seed=0))
+
+
 def test_crossing_query_is_dropped_and_budget_respected():
     one_seed = ArrayTable(n_seeds=1, n_epochs=4)  # 1 s per epoch
     algo = Scripted(script=[(7, 4)], seed=0)

@@ -62,6 +62,12 @@ def register(subparsers) -> None:
         help="simulated asynchronous workers per search (default: 1)",
     )
     parser.add_argument(
+        "--eval-time",
+        action="store_true",
+        help="a query also costs the validation evaluation after its epoch (NATS-Bench's "
+        "rule); by default it costs its training time only",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=None,
@@ -110,6 +116,8 @@ def _command_line(args) -> str:
     if args.algorithms:
         words += ["--algorithms", args.algorithms]
     words += ["--runs", str(args.runs), "--budgets", args.budgets, "--workers", str(args.workers)]
+    if args.eval_time:
+        words.append("--eval-time")
     for item in args.param:
         words += ["--param", item]
     if args.out:
@@ -128,6 +136,7 @@ def run(args) -> int:
         runs=args.runs,
         budgets=budgets,
         workers=args.workers,
+        eval_time=args.eval_time,
         jobs=args.jobs,
         out=args.out,
         params=_parse_params(args.param),

@@ -64,6 +64,12 @@ def register(subparsers) -> None:
         "--workers", type=int, default=1, help="simulated asynchronous workers (default: 1)"
     )
     parser.add_argument(
+        "--eval-time",
+        action="store_true",
+        help="a query also costs the validation evaluation after its epoch (NATS-Bench's "
+        "rule); by default it costs its training time only",
+    )
+    parser.add_argument(
         "--param",
         action="append",
         default=[],
@@ -123,7 +129,14 @@ def run(args) -> int:
     algorithm = make_algorithm(args.algorithm, seed=args.seed, **params)
     budget_is_default = args.budget is None
     budget = default_budget(table) if budget_is_default else float(args.budget)
-    trace = run_search(table, algorithm, budget_s=budget, seed=args.seed, workers=args.workers)
+    trace = run_search(
+        table,
+        algorithm,
+        budget_s=budget,
+        seed=args.seed,
+        workers=args.workers,
+        eval_time=args.eval_time,
+    )
     out = {
         "table": str(getattr(table, "path", "")),
         "algorithm": algorithm.name or type(algorithm).__name__,
@@ -131,6 +144,7 @@ def run(args) -> int:
         "budget_s": budget,
         "budget_is_default": budget_is_default,
         "workers": args.workers,
+        "eval_time": args.eval_time,
         "params": algorithm.get_params(),
         "incumbent": incumbent_summary(table, trace),
         "trace": trace.to_dict(),
@@ -157,6 +171,11 @@ def run_weight_sharing(args, table) -> int:
         )
     if args.workers != 1:
         raise NasbenchError(f"{args.algorithm} runs one supernet: leave --workers out")
+    if args.eval_time:
+        raise NasbenchError(
+            f"{args.algorithm} is a weight-sharing method, timed in real seconds: leave "
+            "--eval-time out"
+        )
     # the method is made here, so that --param names are checked as its hyperparameters
     method = make_method(args.algorithm, seed=args.seed, **parse_param_strings(args.param))
     trace, run = run_oneshot(
