@@ -238,7 +238,7 @@ def figure_cd(friedman: dict, colors: dict | None = None) -> bytes | None:
     sig.columns = [display_name(n) for n in sig.columns]
     palette = {display_name(n): c for n, c in (colors or {}).items()} or None
     fig, ax = _subplots(figsize=(9, 0.3 * len(ranks) + 1.8))
-    sp.critical_difference_diagram(
+    artists = sp.critical_difference_diagram(
         ranks,
         sig,
         ax=ax,
@@ -247,6 +247,12 @@ def figure_cd(friedman: dict, colors: dict | None = None) -> bytes | None:
         label_fmt_left="{label} ({rank:.2f})",
         label_fmt_right="({rank:.2f}) {label}",
     )
+    # scikit-posthocs joins a crossbar's points in the order of a set of names, which
+    # changes with Python's string hashing, and so do the anti-aliased pixels of the
+    # line: draw each bar left to right so that the figure is the same on every run
+    for line in (item for group in artists.get("crossbars", []) for item in group):
+        x, y = line.get_data()
+        line.set_data(np.sort(np.asarray(x, dtype=float)), np.asarray(y, dtype=float))
     ax.set_title(
         f"average rank over {len(friedman['tasks'])} tasks (1 = best); "
         f"Nemenyi CD = {friedman['critical_difference']:.2f} at alpha = {friedman['alpha']:g}",

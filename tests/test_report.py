@@ -159,3 +159,31 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         '<html><head></head><body><img src="data:image/png;base64,AAAA"></body></html>'
     )
     assert render(broken, tmp_path)["widths"] == [0]
+
+
+CD_SCRIPT = """
+import hashlib, sys
+from nasbench_harness.report import figure_cd
+names = ["random", "rea", "ls", "bananas", "bohb", "hb"]
+ranks = dict(zip(names, [4.5, 2.0, 1.5, 1.0, 3.5, 5.5]))
+p = {a: {b: (1.0 if a == b else 0.5) for b in names} for a in names}
+for a, b in (("bananas", "hb"), ("ls", "hb"), ("bananas", "random")):
+    p[a][b] = p[b][a] = 0.001
+friedman = {"reason": None, "nemenyi_p": p, "average_ranks": ranks, "alpha": 0.05,
+            "critical_difference": 2.0, "tasks": ["a", "b", "c"]}
+sys.stdout.write(hashlib.sha256(figure_cd(friedman)).hexdigest())
+"""
+
+
+def test_critical_difference_figure_does_not_depend_on_string_hashing():
+    import os
+    import sys
+
+    digests = set()
+    for hash_seed in ("1", "2", "3"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        done = subprocess.run(
+            [sys.executable, "-c", CD_SCRIPT], env=env, capture_output=True, text=True, check=True
+        )
+        digests.add(done.stdout)
+    assert len(digests) == 1
