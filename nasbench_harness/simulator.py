@@ -214,9 +214,12 @@ class _TableView:
 
         A table records one ``eval_time_s`` for all the splits it evaluated
         after an epoch (a built table: valid and test; imported NB201: its
-        valid and test splits); the validation part is taken as its share of
-        the evaluated samples, which is exact up to batch rounding when the
-        splits go through the same network in batches of one size.
+        valid and test splits). The validation part is the provenance's
+        ``eval_time_valid_share`` where the table has it (an NB201 import:
+        the source's own validation seconds over all its evaluation seconds),
+        else the validation split's share of the evaluated samples, which is
+        exact up to batch rounding when the splits go through the same
+        network in batches of one size.
         """
         if self._valid_eval_time is None:
             table = self._table
@@ -228,17 +231,24 @@ class _TableView:
                     f"table {where} has no eval_time_s, so evaluation time cannot be "
                     "charged: run without eval_time"
                 ) from None
-            splits = ((getattr(table, "provenance", None) or {}).get("dataset") or {}).get(
-                "splits"
-            ) or {}
-            sizes = [splits.get(name) for name in ("valid", "test")]
-            if not all(isinstance(v, (int, np.integer)) and v > 0 for v in sizes):
+            provenance = getattr(table, "provenance", None) or {}
+            share = provenance.get("eval_time_valid_share")
+            if share is None:
+                splits = (provenance.get("dataset") or {}).get("splits") or {}
+                sizes = [splits.get(name) for name in ("valid", "test")]
+                if not all(isinstance(v, (int, np.integer)) and v > 0 for v in sizes):
+                    raise QueryError(
+                        f"table {where}: its provenance gives neither eval_time_valid_share nor "
+                        f"sizes of the valid and test splits (dataset.splits = {splits!r}), so "
+                        "the validation part of eval_time_s is unknown: run without eval_time"
+                    )
+                share = sizes[0] / (sizes[0] + sizes[1])
+            if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
                 raise QueryError(
-                    f"table {where}: its provenance gives no sizes of the valid and test splits "
-                    f"(dataset.splits = {splits!r}), so the validation part of eval_time_s is "
-                    "unknown: run without eval_time"
+                    f"table {where}: provenance eval_time_valid_share = {share!r} is not a "
+                    "number in (0, 1]; fix the table's provenance or run without eval_time"
                 )
-            self._valid_eval_time = times * (sizes[0] / (sizes[0] + sizes[1]))
+            self._valid_eval_time = times * float(share)
         return self._valid_eval_time
 
     def arch_metrics(self):

@@ -263,6 +263,17 @@ def test_nb201_every_entry_matches_the_source(tmp_path, small_source, layout):
     assert table.query(arch, metric="latency_ms") == pytest.approx(
         np.mean([np.mean(r["latency"]) for r in runs]) * 1e3
     )
+    # the validation part of eval_time_s, from the source's own seconds of the imported runs
+    valid_s = all_s = 0.0
+    for i in ARCHS:
+        for seed in (777, 888):
+            times = data["arch2infos"][i]["full"]["all_results"][("cifar10-valid", seed)]
+            times = times["eval_times"]
+            for e in range(6):
+                pair = [times.get(f"{split}@{e}") for split in ("x-valid", "ori-test")]
+                if None not in pair:
+                    valid_s, all_s = valid_s + pair[0], all_s + sum(pair)
+    assert all_s > 0 and prov["eval_time_valid_share"] == pytest.approx(valid_s / all_s)
 
 
 def test_nb201_splits_are_never_mixed(tmp_path, small_source):

@@ -121,7 +121,7 @@ def test_eval_time_is_refused_where_the_table_cannot_say_it():
         Simulator(table, budget_s=10.0, eval_time=True)
     table._arrays["eval_time_s"] = np.ones_like(table._arrays["train_time_s"])
     table.provenance = {"dataset": {"splits": {"valid": "x-valid: 25,000 images"}}}
-    with pytest.raises(QueryError, match="no sizes of the valid and test splits"):
+    with pytest.raises(QueryError, match="neither eval_time_valid_share nor sizes"):
         Simulator(table, budget_s=10.0, eval_time=True)
     table.provenance = {"dataset": {"splits": {"valid": 10, "test": 10}}}
     table._arrays["eval_time_s"] = table._arrays["eval_time_s"].copy()
@@ -129,6 +129,21 @@ def test_eval_time_is_refused_where_the_table_cannot_say_it():
     simulator = Simulator(table, budget_s=1000.0, eval_time=True, seed=1)
     with pytest.raises(QueryError, match="no eval_time_s at epoch 1 for seed 0"):
         simulator.run(Scripted(script=[(5, 1)], seed=0))
+
+
+def test_eval_time_share_from_provenance_wins_over_split_sizes():
+    table = ArrayTable()
+    table._arrays["eval_time_s"] = np.full_like(table._arrays["train_time_s"], 8.0)
+    table.provenance = {"dataset": {"splits": {"valid": 1, "test": 1}}}
+    table.provenance["eval_time_valid_share"] = 0.25  # e.g. an NB201 import's own seconds
+    trace = run_search(table, Scripted(script=[(5, 1)], seed=0), budget_s=50.0, eval_time=True)
+    np.testing.assert_allclose(trace.cost_s, (trace.train_seed + 1.0) + 2.0)
+    for bad in (0.0, 1.5, "half", True):
+        other = ArrayTable()
+        other._arrays["eval_time_s"] = table._arrays["eval_time_s"]
+        other.provenance = {"eval_time_valid_share": bad}
+        with pytest.raises(QueryError, match="is not a number in"):
+            Simulator(other, budget_s=10.0, eval_time=True)
 
 
 def test_crossing_query_is_dropped_and_budget_respected():

@@ -151,6 +151,9 @@ class _Run:
     params_m: float
     flop_m: float
     latency_s: float
+    #: evaluation seconds over the epochs where both splits were timed: valid, valid + test
+    eval_valid_s: float = 0.0
+    eval_all_s: float = 0.0
 
 
 @dataclasses.dataclass
@@ -164,6 +167,9 @@ class Nb201Data:
     arch_counts: dict[str, np.ndarray]
     present: np.ndarray
     source: dict[str, Any]
+    #: seconds of the source's evaluations, summed over the epochs where both splits
+    #: were timed: ``valid`` (the validation split's) and ``all`` (valid and test)
+    eval_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def _number(value: Any, what: str, label: str) -> float:
@@ -207,6 +213,7 @@ class _Reader:
         self.present = np.zeros(n, dtype=bool)
         self.source_keys: dict[int, int] = {}  # source index -> our index
         self.stored: set[tuple[int, int]] = set()  # (our index, seed)
+        self.eval_seconds = {"valid": 0.0, "all": 0.0}  # of the stored runs
         self.unpickler: StreamingUnpickler | None = None
 
     # -- stream hooks -------------------------------------------------------------
@@ -248,6 +255,7 @@ class _Reader:
                 if value is not None:
                     out[e] = _number(value, f"{field}[{prefix}{e}]", label)
         eval_time = np.full(epochs, np.nan, dtype=np.float32)
+        eval_valid_s = eval_all_s = 0.0
         times = state.get("eval_times")
         if isinstance(times, dict) and times:
             parts = [
@@ -258,7 +266,11 @@ class _Reader:
             for e in range(epochs):
                 column = [p[e] for p in parts]
                 if all(v is not None for v in column):
-                    eval_time[e] = sum(_number(v, "eval_times", label) for v in column)
+                    seconds = [_number(v, "eval_times", label) for v in column]
+                    eval_time[e] = sum(seconds)
+                    if self.spec.valid is not None and np.isfinite(eval_time[e]):
+                        eval_valid_s += seconds[0]
+                        eval_all_s += sum(seconds)
         curves["eval_time_s"] = eval_time
         latency = state.get("latency")
         if isinstance(latency, (int, float)) and not isinstance(latency, bool):
@@ -278,6 +290,8 @@ class _Reader:
             params_m=_number(state.get("params"), "params", label),
             flop_m=_number(state.get("flop"), "flop", label),
             latency_s=latency_s,
+            eval_valid_s=eval_valid_s,
+            eval_all_s=eval_all_s,
         )
 
     def consume(self, key: int, entry: dict) -> None:
@@ -343,6 +357,8 @@ class _Reader:
                 f"{self.label}: arch {self.space.to_string(index)} seed {run.seed} appears twice"
             )
         self.stored.add((index, run.seed))
+        self.eval_seconds["valid"] += run.eval_valid_s
+        self.eval_seconds["all"] += run.eval_all_s
         for metric, curve in run.curves.items():
             arrays[metric][index] = curve
         self.present[index] = True
@@ -547,6 +563,7 @@ def read_nb201(
         arch_counts=reader.arch_counts,
         present=reader.present,
         source=source,
+        eval_seconds=dict(reader.eval_seconds),
     )
 
 
@@ -654,6 +671,9 @@ def import_nb201(
             "epochs": "NB201 epoch i (0-based) -> table epoch i + 1",
         },
     }
+    if data.eval_seconds.get("valid", 0) > 0 and data.eval_seconds.get("all", 0) > 0:
+        # the validation part of eval_time_s, for a simulator that charges evaluation
+        provenance["eval_time_valid_share"] = data.eval_seconds["valid"] / data.eval_seconds["all"]
     if rows.size < data.n_archs:
         provenance["build"] = {"planned_archs": rows.tolist()}
     provenance[schema.NOT_RECORDED] = _not_recorded(
