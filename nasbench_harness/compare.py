@@ -379,6 +379,11 @@ def make_plan(config: CompareConfig) -> Plan:
                     bool(config.eval_time),
                 )
             )
+    if config.eval_time:  # refuse a table that cannot charge evaluation before any run
+        from nasbench_harness.simulator import table_view
+
+        for table in tables:
+            table_view(table).valid_eval_time()
     out = Path(config.out) if config.out else default_out_dir(tables)
     return Plan(config, tables, tasks, names, params_json, list(range(int(config.runs))), out)
 
@@ -528,7 +533,8 @@ def run_plan(plan: Plan, *, jobs: int | None = None, progress: bool = True) -> R
         return NasbenchError(
             f"run {spec.algorithm} seed {spec.seed} on {spec.task.id} failed: {exc}; reproduce with "
             f"`nasbench search {spec.task.table_path} --algorithm {spec.algorithm} --seed {spec.seed}"
-            f" --budget {spec.task.budget_s!r}`"
+            f" --budget {spec.task.budget_s!r} --workers {spec.task.workers}"
+            f"{' --eval-time' if spec.task.eval_time else ''}`"
         )
 
     try:

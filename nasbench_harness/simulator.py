@@ -229,7 +229,7 @@ class _TableView:
             except (KeyError, NasbenchError):
                 raise QueryError(
                     f"table {where} has no eval_time_s, so evaluation time cannot be "
-                    "charged: run without eval_time"
+                    "charged: leave --eval-time (eval_time=True) out"
                 ) from None
             provenance = getattr(table, "provenance", None) or {}
             share = provenance.get("eval_time_valid_share")
@@ -240,15 +240,27 @@ class _TableView:
                     raise QueryError(
                         f"table {where}: its provenance gives neither eval_time_valid_share nor "
                         f"sizes of the valid and test splits (dataset.splits = {splits!r}), so "
-                        "the validation part of eval_time_s is unknown: run without eval_time"
+                        "the validation part of eval_time_s is unknown: import the table again "
+                        "(`nasbench import nb201` records the share) or leave --eval-time out"
                     )
                 share = sizes[0] / (sizes[0] + sizes[1])
             if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
                 raise QueryError(
                     f"table {where}: provenance eval_time_valid_share = {share!r} is not a "
-                    "number in (0, 1]; fix the table's provenance or run without eval_time"
+                    "number in (0, 1]; fix the table's provenance or leave --eval-time out"
                 )
-            self._valid_eval_time = times * float(share)
+            valid_eval = times * float(share)
+            # every (row, seed, epoch) that can answer a query must have its evaluation time
+            gaps = self.has_time & np.isnan(valid_eval)
+            if gaps.any():
+                row, seed, e = (int(v[0]) for v in np.nonzero(gaps))
+                raise QueryError(
+                    f"table {where}: {int(gaps.sum())} (arch, seed, epoch) results with a "
+                    f"training time have no eval_time_s (first: arch "
+                    f"{self.space.to_string(row)} seed {int(self.seeds[seed])} epoch "
+                    f"{self.epochs[e]}), so evaluation cannot be charged: leave --eval-time out"
+                )
+            self._valid_eval_time = valid_eval
         return self._valid_eval_time
 
     def arch_metrics(self):
@@ -371,14 +383,8 @@ class Simulator:
             )
         s = int(available[self._seed_rng.integers(available.size)])
         cost = float(times[s])
-        if self.eval_time:
-            evaluation = float(view.valid_eval_time()[row, s, e])
-            if np.isnan(evaluation):
-                raise QueryError(
-                    f"arch {view.space.to_string(index)} has no eval_time_s at epoch {epoch} "
-                    f"for seed {int(view.seeds[s])}: run without eval_time"
-                )
-            cost += evaluation
+        if self.eval_time:  # complete where there is a training time (valid_eval_time)
+            cost += float(view.valid_eval_time()[row, s, e])
         vis = view.visible
         result = Result(
             arch=index,

@@ -462,6 +462,11 @@ def test_cli_latency_options_need_the_sweep(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["merge", out, "-o", table, "--latency-rounds", "2"]) == 2
     assert "add --latency-sweep" in capsys.readouterr().err
+    assert cli.main(["merge", out, "-o", table, "--latency-device", "cuda"]) == 2
+    assert "--latency-device only apply" in capsys.readouterr().err
+    command = ["merge", out, "-o", table, "--latency-sweep", "--latency-device", "gpu"]
+    assert cli.main(command) == 2
+    assert "latency device 'gpu' is not known: use cpu, cuda" in capsys.readouterr().err
     assert not (tmp_path / "t.h5").exists()
     command = ["merge", out, "-o", table, "--latency-sweep", "--latency-rounds", "2"]
     assert cli.main(command + ["--no-progress", "--json"]) == 0

@@ -143,6 +143,19 @@ def test_charging_evaluation_time_makes_new_runs_with_fewer_queries(first, tmp_p
     free = pd.read_csv(first.results_csv).set_index(["algorithm", "seed"])["n_queries"]
     # random search proposes the same archs for a seed; each now costs more
     assert (charged.loc["random"] < free.loc["random"]).all()
+    plain_again = compare(small_config(out), progress=False)  # the plain runs are still there
+    assert plain_again.n_done == 0 and plain_again.n_skipped == 10
+
+
+def test_eval_time_refuses_a_table_without_evaluation_times_before_any_run(tmp_path):
+    from nasbench_harness.errors import QueryError
+    from nasbench_harness.table.synthetic import make_synthetic_table
+
+    bare = make_synthetic_table(tmp_path / "no-eval.h5", n_seeds=1, n_epochs=3, eval_time=False)
+    config = small_config(tmp_path / "out", tables=(str(FIXTURE), str(bare)), eval_time=True)
+    with pytest.raises(QueryError, match="has no eval_time_s"):
+        make_plan(config)
+    assert not (tmp_path / "out").exists()
 
 
 def test_stored_step_function_reproduces_the_trace():

@@ -126,9 +126,8 @@ def test_eval_time_is_refused_where_the_table_cannot_say_it():
     table.provenance = {"dataset": {"splits": {"valid": 10, "test": 10}}}
     table._arrays["eval_time_s"] = table._arrays["eval_time_s"].copy()
     table._arrays["eval_time_s"][:, 0, :] = np.nan  # seed 0 never timed its evaluation
-    simulator = Simulator(table, budget_s=1000.0, eval_time=True, seed=1)
-    with pytest.raises(QueryError, match="no eval_time_s at epoch 1 for seed 0"):
-        simulator.run(Scripted(script=[(5, 1)], seed=0))
+    with pytest.raises(QueryError, match=r"have no eval_time_s \(first: arch .* seed 0 epoch 1\)"):
+        Simulator(table, budget_s=1000.0, eval_time=True)  # refused before any query
 
 
 def test_eval_time_share_from_provenance_wins_over_split_sizes():

@@ -21,7 +21,10 @@ architecture again in one process, in one stretch of time:
   and 0.57-0.71 for medians;
 - archs are taken in chunks of ``chunk`` models held in memory at once, all
   rounds of a chunk before the next chunk, which bounds memory (a C=8, N=2
-  model holds about 0.5 MB).
+  model holds about 0.5 MB). The chunks are a random partition of the archs,
+  not runs of neighbouring indices (which share their first edges' ops): a
+  slow spell longer than a chunk's rounds still lands on one chunk in every
+  round, but on a random subset of archs, never on a block of similar ones.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def sweep_latency(
     rounds: int = 5,
     repeats: int = 10,
     warmup: int = 2,
-    chunk: int = 256,
+    chunk: int = 1024,
     seed: int = 0,
     progress: bool = True,
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -102,8 +105,9 @@ def sweep_latency(
     Returns
     -------
     latency_ms, info
-        One median per arch, in the order of ``archs``; ``info`` says how
-        they were measured (for the table's provenance).
+        The fastest timed pass of each arch, in milliseconds, in the order of
+        ``archs``; ``info`` says how they were measured (for the table's
+        provenance).
     """
     import torch
     from tqdm import tqdm
@@ -118,13 +122,22 @@ def sweep_latency(
     chunk = _check_count("chunk", chunk, 1)
     threads = _check_count("threads", threads, 1)
     archs = np.asarray(archs, dtype=np.int64).reshape(-1)
-    target = torch.device(device)
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError):
+        target = None
+    if target is None or target.type not in ("cpu", "cuda"):
+        raise BuildError(
+            f"latency device {device!r} is not known: use cpu, cuda or cuda:N "
+            "(--latency-device of nasbench merge)"
+        )
     if target.type == "cuda" and not torch.cuda.is_available():
         raise BuildError(f"latency device {device!r} asked for but CUDA is not available: use cpu")
     nb_space = get_space(space)
     shape = tuple(int(v) for v in input_shape)
     sync = torch.cuda.synchronize if target.type == "cuda" else (lambda: None)
     rng = np.random.default_rng(seed)
+    order = rng.permutation(len(archs))  # the chunks: a random partition
     per_round = np.full((rounds, len(archs)), np.nan)
     started, clock = _utc_now(), time.perf_counter()
 
@@ -140,7 +153,7 @@ def sweep_latency(
     with _torch_threads(threads), torch.no_grad(), bar:
         x = torch.zeros((1, *shape), device=target)
         for begin in range(0, len(archs), chunk):
-            members = np.arange(begin, min(begin + chunk, len(archs)))
+            members = order[begin : begin + chunk]
             built = {}
             for i in members:
                 model = models.build_model(
@@ -182,6 +195,7 @@ def sweep_latency(
         "rounds": rounds,
         "repeats": repeats,
         "warmup": warmup,
+        "chunk": chunk,
         "seed": seed,
         "n_archs": len(archs),
         "started": started,

@@ -266,6 +266,7 @@ def print_summary(out: dict, trace) -> None:
         f"{trace.n_queries} queries, {trace.time_s[-1] if trace.n_queries else 0.0:.1f} s "
         f"of {out['budget_s']:.1f} s simulated"
         + (" (default budget)" if out["budget_is_default"] else "")
+        + ("; queries cost training and validation time" if out.get("eval_time") else "")
     )
     inc = out["incumbent"]
     if inc is None:
