@@ -30,7 +30,6 @@ architecture again in one process, in one stretch of time:
 from __future__ import annotations
 
 import contextlib
-import datetime
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -61,10 +60,6 @@ def _torch_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(saved)
-
-
-def _utc_now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def sweep_latency(
@@ -114,6 +109,7 @@ def sweep_latency(
 
     from nasbench_harness import models
     from nasbench_harness.space import get_space
+    from nasbench_harness.table.schema import now_iso
     from nasbench_harness.train import describe_device
 
     rounds = _check_count("rounds", rounds, 1)
@@ -139,7 +135,7 @@ def sweep_latency(
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(archs))  # the chunks: a random partition
     per_round = np.full((rounds, len(archs)), np.nan)
-    started, clock = _utc_now(), time.perf_counter()
+    started, clock = now_iso(), time.perf_counter()
 
     bar = tqdm(
         total=len(archs) * rounds,
@@ -199,7 +195,7 @@ def sweep_latency(
         "seed": seed,
         "n_archs": len(archs),
         "started": started,
-        "finished": _utc_now(),
+        "finished": now_iso(),
         "wall_time_s": time.perf_counter() - clock,
         "round_agreement_spearman": _round_agreement(per_round),
     }
