@@ -37,7 +37,7 @@ from nasbench_harness import models
 from nasbench_harness.data import DATASETS, Splits, load_dataset
 from nasbench_harness.errors import BuildError
 
-__all__ = ["Recipe", "TrainResult", "describe_device", "train_arch"]
+__all__ = ["Recipe", "TrainResult", "describe_device", "torch_threads", "train_arch"]
 
 LR_SCHEDULES = ("cosine", "constant")
 AUGMENTATIONS = ("none", "crop_flip")
@@ -221,6 +221,17 @@ def describe_device(device: torch.device) -> str:
     threads = torch.get_num_threads()
     machine = platform.processor() or platform.machine()
     return f"{device} ({machine}, {threads} thread{'s' if threads != 1 else ''}, torch {torch.__version__})"
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch intra-op threads; the previous count is restored."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 @contextlib.contextmanager

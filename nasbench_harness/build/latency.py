@@ -29,10 +29,9 @@ architecture again in one process, in one stretch of time:
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,18 +47,6 @@ def _check_count(name: str, value: Any, minimum: int) -> int:
             f"latency sweep {name}={value!r} is not valid: give an integer >= {minimum}"
         )
     return int(value)
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
-    import torch
-
-    saved = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
 
 
 def sweep_latency(
@@ -110,7 +97,7 @@ def sweep_latency(
     from nasbench_harness import models
     from nasbench_harness.space import get_space
     from nasbench_harness.table.schema import now_iso
-    from nasbench_harness.train import describe_device
+    from nasbench_harness.train import describe_device, torch_threads
 
     rounds = _check_count("rounds", rounds, 1)
     repeats = _check_count("repeats", repeats, 1)
@@ -146,7 +133,7 @@ def sweep_latency(
         dynamic_ncols=True,
         mininterval=0.5 if sys.stderr.isatty() else 30.0,
     )
-    with _torch_threads(threads), torch.no_grad(), bar:
+    with torch_threads(threads), torch.no_grad(), bar:
         x = torch.zeros((1, *shape), device=target)
         for begin in range(0, len(archs), chunk):
             members = order[begin : begin + chunk]

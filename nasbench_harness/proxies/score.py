@@ -310,14 +310,12 @@ def score_table(
         if workers <= 1 or len(tasks) <= 1:
             # one torch thread, as in the worker processes: scores do not depend on
             # --workers, and a busy machine is not oversubscribed by spinning threads
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
+            from nasbench_harness.train import torch_threads
+
+            with torch_threads(1):
                 splits = _load(config)
                 for arch, s, missing, cfg in tasks:
                     record(score_arch(arch, s, missing, cfg, splits))
-            finally:
-                torch.set_num_threads(threads)
         else:
             with cf.ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
                 futures = [pool.submit(_worker_task, t) for t in tasks]
