@@ -33,7 +33,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from nasbench_harness.compare import ALPHA, display_name, format_p
+from nasbench_harness.compare import ALPHA, QUERY_COST, display_name, format_p
 
 __all__ = ["write_report"]
 
@@ -603,7 +603,7 @@ def _write_report(summary: dict, frame: pd.DataFrame, out: Path, run_info) -> di
     sub = (
         f"{len(all_names)} algorithms x {len(summary['tasks'])} tasks (table x budget) x "
         f"{len(seeds)} paired seeds, {prov['workers']} simulated worker(s); a query costs "
-        f"its {prov.get('query_cost', 'training time to the queried epoch')}."
+        f"its {prov.get('query_cost', QUERY_COST[False])}."
     )
     html_parts.append(f'<p class="sub">{html.escape(sub)}</p>')
     md_parts.append(f"*{sub}*")

@@ -40,6 +40,16 @@ def add_json_flag(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
+def add_eval_time_flag(parser) -> None:
+    """``--eval-time`` of ``search`` and ``compare`` (``Simulator(eval_time=True)``)."""
+    parser.add_argument(
+        "--eval-time",
+        action="store_true",
+        help="a query also costs the validation evaluation after its epoch (NATS-Bench's "
+        "rule); by default it costs its training time only",
+    )
+
+
 def add_table_argument(parser, *, optional: bool = True) -> None:
     if optional:
         parser.add_argument(

@@ -6,7 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from nasbench_harness.commands._common import add_json_flag, emit_json
+from nasbench_harness.commands._common import add_eval_time_flag, add_json_flag, emit_json
 from nasbench_harness.compare import DEFAULT_BUDGETS, DEFAULT_RUNS, CompareConfig, compare
 from nasbench_harness.errors import NasbenchError
 
@@ -61,12 +61,7 @@ def register(subparsers) -> None:
         metavar="W",
         help="simulated asynchronous workers per search (default: 1)",
     )
-    parser.add_argument(
-        "--eval-time",
-        action="store_true",
-        help="a query also costs the validation evaluation after its epoch (NATS-Bench's "
-        "rule); by default it costs its training time only",
-    )
+    add_eval_time_flag(parser)
     parser.add_argument(
         "--jobs",
         type=int,

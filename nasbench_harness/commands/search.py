@@ -15,7 +15,7 @@ from algorithms.registry import (
     make_algorithm,
     parse_param_strings,
 )
-from nasbench_harness.commands._common import add_json_flag, emit_json
+from nasbench_harness.commands._common import add_eval_time_flag, add_json_flag, emit_json
 from nasbench_harness.errors import NasbenchError
 from nasbench_harness.simulator import incumbent_positions, run_search
 
@@ -63,12 +63,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--workers", type=int, default=1, help="simulated asynchronous workers (default: 1)"
     )
-    parser.add_argument(
-        "--eval-time",
-        action="store_true",
-        help="a query also costs the validation evaluation after its epoch (NATS-Bench's "
-        "rule); by default it costs its training time only",
-    )
+    add_eval_time_flag(parser)
     parser.add_argument(
         "--param",
         action="append",
