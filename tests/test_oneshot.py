@@ -452,7 +452,13 @@ def test_oneshot_proxy_is_stored_resumed_and_correlated(tmp_path, capsys):
     argv = ["proxies", str(path), "--proxies", "oneshot", "--seeds", "2", "--limit", "12"]
     argv += ["--recipe-json", json.dumps(TINY), "--no-progress", "--json"]
     argv += ["--oneshot-param", "epochs=1", "--oneshot-param", "eval_examples=24"]
-    assert main(argv) == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main(argv) == 0
+        assert torch.get_num_threads() == 2  # scored with one thread, the caller's count restored
+    finally:
+        torch.set_num_threads(threads)
     summary = json.loads(capsys.readouterr().out)["proxies"]["oneshot"]
     assert summary["n_scored"] == 24 and summary["n_failures"] == 0
     side = path.with_name(path.name + ".proxies.jsonl")

@@ -119,7 +119,7 @@ def score_oneshot(
     from nasbench_harness.oneshot.search import table_recipe
     from nasbench_harness.proxies.score import _read_side, side_file
     from nasbench_harness.table import open_table, store_proxy
-    from nasbench_harness.train import _deterministic
+    from nasbench_harness.train import _deterministic, torch_threads
 
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise NasbenchError(f"seeds={seeds!r}: give the number of proxy seeds, >= 1")
@@ -144,48 +144,47 @@ def score_oneshot(
     done = _read_side(side, fp)
     splits = None
     seconds: dict[int, dict[str, float]] = {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # scores do not depend on the machine's thread count
-    bar = None
-    try:
-        missing_by_seed = {
-            s: [int(a) for a in todo if (PROXY_NAME, s, int(a)) not in done] for s in range(seeds)
-        }
-        if progress:
-            from tqdm.auto import tqdm
+    with torch_threads(1):  # scores do not depend on the machine's thread count
+        bar = None
+        try:
+            missing_by_seed = {
+                s: [int(a) for a in todo if (PROXY_NAME, s, int(a)) not in done]
+                for s in range(seeds)
+            }
+            if progress:
+                from tqdm.auto import tqdm
 
-            total = sum(len(v) for v in missing_by_seed.values())
-            bar = tqdm(total=total, desc="oneshot", unit="arch")
-        with side.open("a") as out:
-            for s, missing in missing_by_seed.items():
-                if not missing:
-                    continue
-                if splits is None:
-                    splits = recipe.load_splits(root=data_root)
-                supernet, info = train_uniform_supernet(
-                    recipe,
-                    splits,
-                    seed=s,
-                    device=device,
-                    eval_examples=eval_examples,
-                    **schedule,
-                )
-                dev = torch.device(device)
-                n_eval = len(splits.valid_y) if eval_examples is None else eval_examples
-                x = splits.valid_x[:n_eval].to(dev)
-                y = splits.valid_y[:n_eval].to(dev)
-                start = time.perf_counter()
-                with _deterministic(dev):
-                    _score_archs(supernet, missing, s, x, y, recipe, fp, done, out, bar)
-                out.flush()
-                seconds[s] = {
-                    "train_wall_s": info["train_wall_s"],
-                    "score_wall_s": time.perf_counter() - start,
-                }
-    finally:
-        torch.set_num_threads(threads)
-        if bar is not None:
-            bar.close()
+                total = sum(len(v) for v in missing_by_seed.values())
+                bar = tqdm(total=total, desc="oneshot", unit="arch")
+            with side.open("a") as out:
+                for s, missing in missing_by_seed.items():
+                    if not missing:
+                        continue
+                    if splits is None:
+                        splits = recipe.load_splits(root=data_root)
+                    supernet, info = train_uniform_supernet(
+                        recipe,
+                        splits,
+                        seed=s,
+                        device=device,
+                        eval_examples=eval_examples,
+                        **schedule,
+                    )
+                    dev = torch.device(device)
+                    n_eval = len(splits.valid_y) if eval_examples is None else eval_examples
+                    x = splits.valid_x[:n_eval].to(dev)
+                    y = splits.valid_y[:n_eval].to(dev)
+                    start = time.perf_counter()
+                    with _deterministic(dev):
+                        _score_archs(supernet, missing, s, x, y, recipe, fp, done, out, bar)
+                    out.flush()
+                    seconds[s] = {
+                        "train_wall_s": info["train_wall_s"],
+                        "score_wall_s": time.perf_counter() - start,
+                    }
+        finally:
+            if bar is not None:
+                bar.close()
 
     scores = np.full((table.n_archs, seeds), np.nan)
     n_fail = n_unscored = 0
