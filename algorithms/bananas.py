@@ -11,6 +11,8 @@ import torch
 from algorithms._common import check_choice, check_float, check_int, score
 from algorithms.base import Algorithm, Proposal
 
+PARENT_PATIENCE = 5  # naszilla's patience_factor: parents tried per parent asked for
+
 
 class Bananas(Algorithm):
     """BANANAS: an MLP ensemble on the path encoding picks batches of mutated candidates.
@@ -18,10 +20,12 @@ class Bananas(Algorithm):
     After ``n_init`` uniform random architectures, each round trains an
     ensemble of ``n_models`` MLPs (ReLU, mean absolute error, Adam) on the
     path encoding of every architecture told so far, with the observed
-    validation accuracy as target. Candidates are made by mutating the
-    ``n_parents`` best architectures (1 to ``max_edits`` edits each,
-    ``n_candidates`` draws, duplicates and anything already queried or
-    pending removed, topped up with random unseen architectures if needed);
+    validation accuracy as target. Candidates are made by mutating the best
+    architectures, ``n_candidates / n_parents`` draws of 1 to ``max_edits``
+    edits from each, best first, until there are ``n_candidates`` distinct
+    ones never queried or pending (isomorphs count once) or the best
+    ``5 * n_parents`` have been used, as naszilla does; topped up with random
+    unseen architectures if fewer than a batch;
     the ``batch_size`` candidates with the best acquisition value are
     queried next. Acquisition is independent Thompson sampling (``"its"``: one
     draw from a normal with the ensemble's mean and standard deviation per
@@ -59,9 +63,10 @@ class Bananas(Algorithm):
     batch_size
         Architectures chosen per round (k).
     n_candidates
-        Mutation draws per round.
+        Candidates wanted per round (and mutation draws per ``n_parents`` parents).
     n_parents
-        Best architectures that candidates are mutated from.
+        Parents per ``n_candidates`` draws; up to ``5 * n_parents`` of the best
+        are mutated until ``n_candidates`` distinct unseen candidates are found.
     max_edits
         Most edits (``space.mutate`` calls) per candidate.
     n_models
@@ -166,23 +171,37 @@ class Bananas(Algorithm):
         return int(self.space.sample(self.rng))  # (nearly) everything seen
 
     def _candidates(self) -> list[int]:
+        """Unseen candidates, isomorphs once: mutants of the best, topped up with random ones.
+
+        As naszilla's ``get_candidates``: the parents are taken best first,
+        ``n_candidates / n_parents`` mutation draws each, until
+        ``n_candidates`` distinct unseen candidates are found or the best
+        ``PARENT_PATIENCE * n_parents`` are used up (on NB201 one parent has
+        only 24 one-edit neighbours, so the best 2 alone give fewer than 50).
+        """
         order = np.argsort(-np.asarray(self._values), kind="stable")
-        parents = [self._archs[i] for i in order[: self.n_parents]]
-        found: dict[int, int] = {}
-        for i in range(self.n_candidates):
-            arch = parents[i % len(parents)]
-            for _ in range(int(self.rng.integers(1, self.max_edits + 1))):
-                arch = int(self.space.mutate(arch, self.rng))
-            canonical = int(self._canonical[arch])
-            if canonical not in self._seen:
-                found.setdefault(canonical, arch)
-        candidates = list(found.values())
-        while len(candidates) < self.batch_size:
-            arch = self._random_unseen()
-            if arch in candidates:
+        parents = [self._archs[i] for i in order[: self.n_parents * PARENT_PATIENCE]]
+        draws = max(1, self.n_candidates // self.n_parents)
+        found: dict[int, int] = {}  # canonical id -> arch
+        for parent in parents:
+            if len(found) >= self.n_candidates:
                 break
-            candidates.append(arch)
-        return candidates
+            for _ in range(draws):
+                arch = parent
+                for _ in range(int(self.rng.integers(1, self.max_edits + 1))):
+                    arch = int(self.space.mutate(arch, self.rng))
+                canonical = int(self._canonical[arch])
+                if canonical not in self._seen:
+                    found.setdefault(canonical, arch)
+        for _ in range(1000):  # top up to a full batch (late in a run, few mutants are unseen)
+            if len(found) >= self.batch_size:
+                break
+            arch = self._random_unseen()
+            canonical = int(self._canonical[arch])
+            if canonical in self._seen:
+                break  # (nearly) everything seen
+            found.setdefault(canonical, arch)
+        return list(found.values())
 
     def _encode(self, archs: list[int]) -> np.ndarray:
         missing = [a for a in archs if a not in self._encodings]

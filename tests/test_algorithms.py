@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import textwrap
+from collections import Counter
 from pathlib import Path
 
 import conformance
@@ -203,6 +204,30 @@ def test_regularized_evolution_mutates_tournament_winners(space):
         assert len(population) == 10  # the oldest left
 
 
+def test_regularized_evolution_tournament_draws_with_replacement(space):
+    # Real et al.'s Algorithm 1 and NATS-Bench draw S members with replacement: the best of
+    # P = 10 wins with probability 1 - 0.9^3 = 0.271 (0.3 without replacement)
+    class Identity:  # mutate returns the parent, so each proposal is the tournament's winner
+        def __getattr__(self, name):
+            return getattr(space, name)
+
+        def mutate(self, arch, rng):
+            return arch
+
+    algorithm = RegularizedEvolution(population_size=10, sample_size=3, seed=0)
+    algorithm.setup(space, EPOCHS)
+    members = list(range(100, 110))
+    for rank, arch in enumerate(members):
+        algorithm.tell(Proposal(arch=arch), result(arch, float(rank)))
+    algorithm._n_asked = 10
+    algorithm.space = Identity()
+    n = 20000
+    wins = Counter(algorithm.ask().arch for _ in range(n))
+    for rank, arch in enumerate(members):  # winner rank r: (r + 1)^3 - r^3 of 1000
+        expected = ((rank + 1) ** 3 - rank**3) / 1000
+        assert abs(wins[arch] / n - expected) < 4 * math.sqrt(expected * (1 - expected) / n)
+
+
 def test_reinforce_adam_matches_torch_and_learns(space):
     algorithm = Reinforce(seed=0)
     algorithm.setup(space, EPOCHS)
@@ -271,13 +296,35 @@ def test_bananas_queries_mutants_of_the_best_and_restores_threads(space):
     algorithm = Bananas(seed=0, n_epochs=20)
     algorithm.setup(space, EPOCHS)
     init = drive(algorithm, values, 10)
-    best = sorted((p.arch for p in init), key=lambda a: -values[a])[:2]
+    told = {p.arch for p in init}
+    best = max(told, key=lambda a: values[a])
+    canon = space.canonical_ids
+    candidates = algorithm._candidates()
+    # naszilla's rule: best parents first until 100 distinct unseen candidates (the best
+    # 2 alone have at most 48 one-edit neighbours), isomorphs once, nothing told again
+    assert len(candidates) >= 100
+    assert len({int(canon[a]) for a in candidates}) == len(candidates)
+    assert not {int(canon[a]) for a in candidates} & {int(canon[a]) for a in told}
+    assert all(any(a in space.neighbours(t) for t in told) for a in candidates)
+    assert sum(a in candidates for a in space.neighbours(best)) >= 18  # 50 draws of 24
     batch = [algorithm.ask() for _ in range(10)]
     assert torch.get_num_threads() == threads
-    neighbours = set(space.neighbours(best[0])) | set(space.neighbours(best[1]))
-    assert sum(p.arch in neighbours for p in batch) >= 8
-    canon = [int(space.canonical_ids[p.arch]) for p in init + batch]
-    assert len(set(canon)) == len(canon)
+    assert all(any(p.arch in space.neighbours(t) for t in told) for p in batch)
+    ids = [int(canon[p.arch]) for p in init + batch]
+    assert len(set(ids)) == len(ids)
+
+
+def test_bananas_top_up_never_repeats_an_isomorphism_class(space):
+    canon = np.asarray(space.canonical_ids)
+    classes, sizes = np.unique(canon, return_counts=True)
+    unseen = set(classes[np.argsort(-sizes)[:3]].tolist())  # the 3 largest classes
+    algorithm = Bananas(seed=0)
+    algorithm.setup(space, EPOCHS)
+    algorithm._seen = set(classes.tolist()) - unseen
+    reps = [int(np.flatnonzero(canon == c)[0]) for c in sorted(set(classes.tolist()) - unseen)]
+    algorithm._archs, algorithm._values = reps[:20], list(np.linspace(0.0, 1.0, 20))
+    candidates = algorithm._candidates()
+    assert sorted(int(canon[a]) for a in candidates) == sorted(unseen)
 
 
 @pytest.mark.parametrize("n_layers", [0, 1, 3])
