@@ -686,10 +686,21 @@ def _top_k(n: int, fraction: float) -> int:
     return max(1, int(math.ceil(fraction * n)))
 
 
-def _top_positions(values: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the ``k`` largest values; ties broken by position (deterministic)."""
-    order = np.lexsort((np.arange(values.size), -values))
-    return order[:k]
+def _top_membership(values: np.ndarray, k: int) -> np.ndarray:
+    """Each value's share of a top-``k`` set, ties at the cut-off sharing the places left.
+
+    Values above the ``k``-th largest get 1; the ``m`` values equal to it
+    share the ``r`` places left, ``r / m`` each (the probability of being in
+    the top ``k`` under a uniformly random tie-break); the rest get 0. The
+    shares sum to ``k``.
+    """
+    cut = np.partition(values, values.size - k)[values.size - k]
+    above = values > cut
+    tied = values == cut
+    share = np.zeros(values.size)
+    share[above] = 1.0
+    share[tied] = (k - int(above.sum())) / int(tied.sum())
+    return share
 
 
 def _kendall(t, s) -> float:
@@ -701,19 +712,24 @@ def _spearman(t, s) -> float:
 
 
 def _top_spearman(t, s, fraction) -> float:
-    top = _top_positions(t, _top_k(t.size, fraction))
-    if top.size < 3:
+    top = _top_membership(t, _top_k(t.size, fraction)) > 0  # ties at the cut-off all in
+    if top.sum() < 3:
         return math.nan
     return _spearman(t[top], s[top])
 
 
 def _top_overlap(t, s, fraction) -> float:
     k = _top_k(t.size, fraction)
-    return float(np.intersect1d(_top_positions(t, k), _top_positions(s, k)).size / k)
+    return float(np.dot(_top_membership(t, k), _top_membership(s, k)) / k)
 
 
 def top_fraction_spearman(truth, score, fraction: float = 0.1) -> float:
-    """Spearman rho of ``score`` vs ``truth`` within the true top ``fraction`` (NaN pairs dropped)."""
+    """Spearman rho of ``score`` vs ``truth`` within the true top ``fraction`` (NaN pairs dropped).
+
+    The true top is the ``ceil(fraction * n)`` largest truths and every arch
+    tied with the smallest of them, so that which of tied archs count does
+    not depend on their order.
+    """
     t, s, _ = _pairs(truth, score)
     return _top_spearman(t, s, fraction) if t.size else math.nan
 
@@ -721,8 +737,12 @@ def top_fraction_spearman(truth, score, fraction: float = 0.1) -> float:
 def top_fraction_overlap(truth, score, fraction: float = 0.1) -> float:
     """Share of the true top ``fraction`` that ``score`` also places in its top ``fraction``.
 
-    Both tops have ``ceil(fraction * n)`` members; ties are broken by
-    position, so the answer is deterministic. NaN pairs are dropped first.
+    Both tops have ``k = ceil(fraction * n)`` places. Archs tied at a
+    cut-off share the places left (``r`` places among ``m`` tied archs:
+    ``r / m`` each), and the overlap is the sum over archs of the product of
+    their two shares, divided by ``k``: the expected overlap under uniformly
+    random tie-breaks, which does not depend on the archs' order (a constant
+    score gets ``k / n``, chance). NaN pairs are dropped first.
     """
     t, s, _ = _pairs(truth, score)
     return _top_overlap(t, s, fraction) if t.size else math.nan

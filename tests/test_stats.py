@@ -347,6 +347,26 @@ def test_top_fraction_metrics_by_hand():
         stats.top_fraction_overlap(truth, score, 0.0)
 
 
+def test_top_fraction_metrics_do_not_depend_on_the_order_of_tied_archs():
+    truth = np.arange(100, dtype=float)  # true top 10%: 90..99
+    constant = np.zeros(100)
+    binary = (truth >= 50).astype(float)  # 50 archs tie at the score's cut-off
+    reverse = slice(None, None, -1)
+    for score, expected in ((constant, 0.1), (binary, 0.2)):  # 10 places among 100 / 50 tied
+        assert stats.top_fraction_overlap(truth, score, 0.1) == pytest.approx(expected)
+        assert stats.top_fraction_overlap(truth[reverse], score[reverse], 0.1) == pytest.approx(
+            expected
+        )
+    # ties in the truth at its cut-off: 4 values tie for the last 2 of 5 places (share 1/2)
+    truth = np.array([9, 8, 7, 5, 5, 5, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0])
+    score = np.zeros(20)
+    score[[0, 3, 4, 7, 8]] = 1.0  # the score's top 5: exact
+    assert stats.top_fraction_overlap(truth, score, 0.25) == pytest.approx((1 + 0.5 + 0.5) / 5)
+    score = -np.arange(20.0)
+    rho = stats.top_fraction_spearman(truth, score, 0.25)  # all 7 archs >= the cut-off value
+    assert rho == pytest.approx(sps.spearmanr(truth[:7], score[:7]).statistic)
+
+
 def test_bootstrap_ci_leaves_out_resamples_without_a_correlation():
     # n = 40: the true top 10% has 4 archs, so some resamples repeat one arch 4 times (no rho)
     rng = np.random.default_rng(3)
