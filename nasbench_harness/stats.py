@@ -577,7 +577,8 @@ def friedman_nemenyi(
     -------
     FriedmanResult
         With NaN test values and ``reason`` set when there are fewer than 3
-        algorithms or 2 complete tasks (the tests are undefined there).
+        algorithms or 2 complete tasks, or when every task ties all
+        algorithms (the tests are undefined there).
     """
     if not isinstance(scores, pd.DataFrame):
         raise NasbenchError("scores: give a pandas DataFrame, tasks as rows, algorithms as columns")
@@ -593,11 +594,19 @@ def friedman_nemenyi(
     average = {a: float(r) for a, r in zip(algorithms, ranks.mean(axis=0))} if n else {}
     nan = math.nan
     q_alpha, cd = nemenyi_critical_difference(k, max(n, 1), alpha) if k >= 2 else (nan, nan)
-    if k < 3 or n < 2:
+    untestable = k < 3 or n < 2
+    if untestable:
         reason = (
             f"the Friedman test needs at least 3 algorithms and 2 tasks; got {k} and {n}"
             " (compare more algorithms, budgets or tables)"
         )
+    elif np.all(ranks == (k + 1) / 2):  # the chi-square's tie correction divides by zero
+        untestable = True
+        reason = (
+            "every task ties all algorithms (the same value for each), so there are no ranks "
+            "to compare (a larger table or a smaller budget separates them)"
+        )
+    if untestable:
         return FriedmanResult(
             algorithms,
             tasks,

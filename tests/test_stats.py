@@ -290,6 +290,16 @@ def test_friedman_reports_why_it_cannot_run():
     one_task = pd.DataFrame({"a": [1.0], "b": [2.0], "c": [3.0]})
     res = stats.friedman_nemenyi(one_task)
     assert res.reason and res.average_ranks == {"a": 1.0, "b": 2.0, "c": 3.0}
+    # every algorithm reaches regret 0 on every task: scipy's statistic would be NaN
+    ties = pd.DataFrame({"a": [0.0, 0.0, 0.0], "b": [0.0, 0.0, 0.0], "c": [0.0, 0.0, 0.0]})
+    res = stats.friedman_nemenyi(ties)
+    assert "ties all algorithms" in res.reason and math.isnan(res.p_value)
+    assert res.average_ranks == {"a": 2.0, "b": 2.0, "c": 2.0} and res.nemenyi_p is None
+    from nasbench_harness.compare import _finite
+    from nasbench_harness.report import _friedman_sentence
+
+    sentence = _friedman_sentence(_finite(res.to_dict()), "final regret")
+    assert sentence.startswith("Across tasks (final regret): not tested; every task ties")
 
 
 def test_friedman_with_identical_rankings_gives_no_f_p_value():
