@@ -466,7 +466,10 @@ METHOD_NOTES = [
     "Across tasks (table x budget): Friedman test on each algorithm's mean over seeds, Nemenyi "
     "post-hoc (scikit-posthocs), CD = q_alpha sqrt(k (k + 1) / (6 N)) with N the number of "
     "tasks (Demšar 2006). With few tasks the CD is wide: the per-task paired tests are the "
-    "sharper instrument.",
+    "sharper instrument. The budgets of one table are not independent tasks: no algorithm sees "
+    "the budget, so a seed's run at a smaller budget is the start of its run at the largest; "
+    "across the budgets of one table the test asks whether the ranking holds over search "
+    "lengths, not over benchmarks.",
 ]
 
 
