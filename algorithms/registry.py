@@ -32,6 +32,7 @@ from algorithms.base import Algorithm
 from nasbench_harness.errors import NasbenchError
 
 __all__ = [
+    "code_fingerprint",
     "default_budget",
     "get_algorithm_class",
     "list_algorithms",
@@ -195,6 +196,31 @@ def list_weight_sharing() -> dict[str, str]:
 def make_algorithm(name: str, seed: int | None = None, **hyperparameters: Any) -> Algorithm:
     """Instantiate an algorithm by name (or file path) with a seed and hyperparameters."""
     return get_algorithm_class(name).with_seed(name, seed, hyperparameters)
+
+
+def code_fingerprint(name_or_path: str) -> str:
+    """A hash of the code a search with this algorithm runs: 16 hex digits.
+
+    It covers every module of the :mod:`algorithms` package (shared helpers
+    and parent classes included), the simulator and the search spaces, and
+    the file that defines the algorithm's class when that lies outside the
+    package (a user's own algorithm). ``nasbench compare`` keys its runs with
+    it, so that results of other code are never resumed as if they were
+    this code's.
+    """
+    import nasbench_harness
+
+    cls = get_algorithm_class(name_or_path)
+    harness = Path(nasbench_harness.__file__).parent
+    files = sorted(p.resolve() for d in algorithms.__path__ for p in Path(d).glob("*.py"))
+    files += [harness / "simulator.py", harness / "space.py", harness / "space_nb101.py"]
+    own = inspect.getsourcefile(cls)
+    if own is not None and Path(own).resolve() not in files:
+        files.append(Path(own).resolve())
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def parse_param_strings(items: list[str] | None) -> dict[str, Any]:

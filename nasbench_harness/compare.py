@@ -147,6 +147,7 @@ class RunSpec:
     algorithm: str
     params_json: str  # the algorithm's get_params() minus seed, as sorted JSON
     seed: int
+    code: str  # algorithms.registry.code_fingerprint of the algorithm
 
     @property
     def key(self) -> str:
@@ -157,6 +158,7 @@ class RunSpec:
                 self.algorithm,
                 self.params_json,
                 self.seed,
+                self.code,
                 repr(t.budget_s),
                 t.workers,
                 *(["eval_time"] if t.eval_time else []),
@@ -328,9 +330,14 @@ class Plan:
     seeds: list[int]
     out: Path
 
+    code: dict[str, str]  # algorithm -> code fingerprint
+
+    def spec(self, task: Task, name: str, seed: int) -> RunSpec:
+        return RunSpec(task, name, self.params_json[name], seed, self.code[name])
+
     def specs(self) -> list[RunSpec]:
         return [
-            RunSpec(task, name, self.params_json[name], seed)
+            self.spec(task, name, seed)
             for task in self.tasks
             for name in self.algorithms
             for seed in self.seeds
@@ -361,7 +368,10 @@ def make_plan(config: CompareConfig) -> Plan:
         raise NasbenchError(
             f"hyperparameters given for {', '.join(unknown_params)}, which is not compared"
         )
+    from algorithms.registry import code_fingerprint
+
     params_json = {n: _algorithm_params(n, dict(config.params.get(n, {}))) for n in names}
+    code = {n: code_fingerprint(n) for n in names}
     stems = [_table_stem(t) for t in tables]
     tasks = []
     for table, stem in zip(tables, stems):
@@ -385,7 +395,8 @@ def make_plan(config: CompareConfig) -> Plan:
         for table in tables:
             table_view(table).valid_eval_time()
     out = Path(config.out) if config.out else default_out_dir(tables)
-    return Plan(config, tables, tasks, names, params_json, list(range(int(config.runs))), out)
+    seeds = list(range(int(config.runs)))
+    return Plan(config, tables, tasks, names, params_json, seeds, out, code)
 
 
 # ---------------------------------------------------------------------------
@@ -652,7 +663,7 @@ def runs_frame(plan: Plan, outcome: RunOutcome, facts: dict[str, TableFacts]) ->
         f = facts[task.table_checksum]
         for name in plan.algorithms:
             for seed in plan.seeds:
-                r = outcome.records[RunSpec(task, name, plan.params_json[name], seed).key]
+                r = outcome.records[plan.spec(task, name, seed).key]
                 final = r.final_incumbent
                 rows.append(
                     {
@@ -777,6 +788,7 @@ def analyse(
             "workers": int(plan.config.workers),
             "query_cost": QUERY_COST[bool(plan.config.eval_time)],
             "algorithms": {n: json.loads(plan.params_json[n]) for n in plan.algorithms},
+            "algorithm_code": dict(plan.code),
             "tables": [
                 {
                     "path": f.path,
@@ -813,10 +825,7 @@ def analyse(
             seed = 1000 * t_index + a_index
             final_samples[name] = rows["final_regret"].to_numpy()
             auc_samples[name] = rows["auc"].to_numpy()
-            recs = [
-                outcome.records[RunSpec(task, name, plan.params_json[name], s).key]
-                for s in plan.seeds
-            ]
+            recs = [outcome.records[plan.spec(task, name, s).key] for s in plan.seeds]
             matrix = stats.curve_matrix([(r.time_s, r.regret) for r in recs], grid)
             curves[name] = stats.summarize_curves(
                 matrix, grid, n_resamples=min(n_resamples, 1000), seed=seed

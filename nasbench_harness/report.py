@@ -761,6 +761,17 @@ def _write_report(summary: dict, frame: pd.DataFrame, out: Path, run_info) -> di
             ),
         ),
     ]
+    if prov.get("algorithm_code"):  # summaries before code fingerprints lack it
+        codes = prov["algorithm_code"]
+        shared = set(codes.values())
+        entries.append(
+            (
+                "algorithm code",
+                next(iter(shared))
+                if len(shared) == 1
+                else "; ".join(f"{n} {c}" for n, c in codes.items()),
+            )
+        )
     for t in prov["tables"]:
         p = t.get("provenance") or {}
         dataset = p.get("dataset", {})

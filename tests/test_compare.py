@@ -126,6 +126,36 @@ def test_changed_hyperparameters_are_new_runs(first, tmp_path):
     assert summary["provenance"]["algorithms"]["rea"]["population_size"] == 20
 
 
+def test_runs_of_other_algorithm_code_are_not_resumed(first, tmp_path, monkeypatch):
+    import algorithms.registry as registry
+
+    out = tmp_path / "code"
+    shutil.copytree(first.out, out)
+    real = registry.code_fingerprint
+    monkeypatch.setattr(registry, "code_fingerprint", lambda n: "0" * 16 if n == "rea" else real(n))
+    result = compare(small_config(out), progress=False)
+    assert result.n_done == 5 and result.n_skipped == 5  # random reused, rea run again
+    summary = json.loads(result.summary_json.read_text())
+    assert summary["provenance"]["algorithm_code"] == {"random": real("random"), "rea": "0" * 16}
+
+
+def test_code_fingerprint_follows_the_algorithm_file(tmp_path):
+    from algorithms.registry import code_fingerprint
+
+    path = tmp_path / "mine.py"
+    source = (
+        "from algorithms.random_search import RandomSearch\n\n\n"
+        "class Mine(RandomSearch):\n    name = ''\n"
+    )
+    path.write_text(source)
+    mine = code_fingerprint(f"{path}:Mine")
+    assert mine != code_fingerprint("random") and code_fingerprint("random") == code_fingerprint(
+        "random"
+    )
+    path.write_text(source + "# edited\n")
+    assert code_fingerprint(f"{path}:Mine") != mine
+
+
 def test_charging_evaluation_time_makes_new_runs_with_fewer_queries(first, tmp_path):
     out = tmp_path / "eval"
     shutil.copytree(first.out, out)
