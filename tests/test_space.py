@@ -414,3 +414,20 @@ def test_encode_path(space):
             (p, tuple(arch[e] for e in p)) for p in PATHS if "none" not in [arch[e] for e in p]
         }
         assert {names[k] for k in np.flatnonzero(x[i])} == expected
+
+
+def test_cli_space_info_for_both_spaces(capsys):
+    import json
+
+    from nasbench_harness.cli import main
+
+    assert main(["space", "info", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["n_archs"], out["n_unique"], out["n_unique_nb201"]) == (15625, 5234, 6466)
+    assert out["n_edges"] == 6 and out["n_unique_by_rule"]["exact"] == 5234
+    assert main(["space", "info", "--space", "NB101"]) == 0  # the shared keys only
+    text = capsys.readouterr().out
+    assert text.startswith("space nb101: ops ") and "423,624 architectures" in text
+    with pytest.raises(SystemExit) as exit_info:
+        main(["space", "info", "--space", "nb301"])
+    assert exit_info.value.code == 2 and "invalid choice: 'nb301'" in capsys.readouterr().err
