@@ -312,6 +312,37 @@ def test_cli_proxies_and_correlate_end_to_end(tmp_path, capsys):
     assert len(per_seed["values"]) == 2
 
 
+def test_cli_proxies_leave_untrained_archs_out_unless_asked(tmp_path, capsys):
+    import h5py
+
+    from nasbench_harness.cli import main
+    from nasbench_harness.table import open_table
+
+    path = tmp_path / "partial.h5"
+    shutil.copy(DATA, path)
+    reps = np.unique(open_table(path).canonical)
+    trained = reps[[40, 41, 42]]  # a table still being built: 3 trained distinct archs
+    with h5py.File(path, "r+") as f:
+        valid = f["metrics/valid_acc"][...]
+        keep = np.isin(np.asarray(open_table(DATA).canonical), trained)
+        valid[~keep] = np.nan
+        f["metrics/valid_acc"][...] = valid
+    recipe = json.dumps({**TINY_RECIPE, "channels": 4, "cells_per_stage": 1})
+    argv = ["proxies", str(path), "--proxies", "params", "--seeds", "1"]
+    argv += ["--recipe-json", recipe, "--no-progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"{reps.size - 3:,} distinct archs have no training result" in out
+    scores = open_table(path).array("proxy/params")[:, 0]
+    assert np.isfinite(scores[trained]).all()
+    assert np.isnan(np.delete(scores[reps], [40, 41, 42])).all()
+    assert main([*argv, "--all-archs", "--limit", "45", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_untrained_left_out"] == 0
+    scores = open_table(path).array("proxy/params")[:, 0]
+    assert np.isfinite(scores[reps[:45]]).all() and np.isnan(scores[reps[45:]]).all()
+
+
 def test_score_arch_does_not_depend_on_proxy_order():
     recipe = Recipe(**TINY_RECIPE, channels=4, cells_per_stage=1)
     config = ScoreConfig(recipe, 16)

@@ -48,6 +48,12 @@ def register(subparsers) -> None:
         help="score only the first N distinct archs (trial run; the rest stay NaN)",
     )
     parser.add_argument(
+        "--all-archs",
+        action="store_true",
+        help="also score the archs without a training result (by default, on a table still "
+        "being built, only the trained ones are scored: the others have no truth yet)",
+    )
+    parser.add_argument(
         "--batch-size",
         type=int,
         default=None,
@@ -117,6 +123,7 @@ def _score_oneshot(args, recipe) -> dict:
         device=args.device,
         data_root=args.data_root,
         limit=args.limit,
+        all_archs=args.all_archs,
         progress=not args.no_progress,
     )
 
@@ -140,6 +147,7 @@ def run(args) -> int:
             seeds=args.seeds,
             workers=args.workers,
             limit=args.limit,
+            all_archs=args.all_archs,
             recipe=recipe,
             batch_size=args.batch_size,
             data_root=args.data_root,
@@ -147,9 +155,30 @@ def run(args) -> int:
         )
     if "oneshot" in names:
         summary["oneshot"] = _score_oneshot(args, recipe)
+    untrained = 0
+    if not args.all_archs:
+        import numpy as np
+
+        from nasbench_harness.proxies.score import archs_to_score
+        from nasbench_harness.table import open_table
+
+        table = open_table(args.table)
+        untrained = np.unique(table.canonical).size - archs_to_score(table).size
     if args.json:
-        emit_json({"table": args.table, "seeds": args.seeds, "proxies": summary})
+        emit_json(
+            {
+                "table": args.table,
+                "seeds": args.seeds,
+                "n_untrained_left_out": untrained,
+                "proxies": summary,
+            }
+        )
     else:
+        if untrained:
+            print(
+                f"{untrained:,} distinct archs have no training result in {args.table} and "
+                "were left out (--all-archs scores them too)"
+            )
         for name, s in summary.items():
             print(
                 f"{name}: {s['n_scored']} scored, {s['n_failures']} failed (NaN), "

@@ -79,6 +79,7 @@ def score_oneshot(
     device: str | torch.device = "cpu",
     data_root: str | os.PathLike | None = None,
     limit: int | None = None,
+    all_archs: bool = False,
     progress: bool = True,
     store: bool = True,
 ) -> dict[str, Any]:
@@ -106,6 +107,9 @@ def score_oneshot(
     limit
         Score only the first ``limit`` representatives (a trial run; the
         rest stay NaN, counted as ``n_unscored``).
+    all_archs
+        Also score the archs without a training result (by default they are
+        left out, see :func:`nasbench_harness.proxies.score.archs_to_score`).
     store
         Write ``proxy/oneshot`` into the table.
 
@@ -117,7 +121,7 @@ def score_oneshot(
     """
     from nasbench_harness.oneshot.rsps import RSPS, train_uniform_supernet
     from nasbench_harness.oneshot.search import table_recipe
-    from nasbench_harness.proxies.score import _read_side, side_file
+    from nasbench_harness.proxies.score import _read_side, archs_to_score, side_file
     from nasbench_harness.table import open_table, store_proxy
     from nasbench_harness.train import _deterministic, torch_threads
 
@@ -138,7 +142,7 @@ def score_oneshot(
     table = open_table(table_path)
     recipe = table_recipe(table, recipe)
     reps = np.unique(np.asarray(table.canonical))
-    todo = reps if limit is None else reps[: max(0, int(limit))]
+    todo = archs_to_score(table, all_archs=all_archs, limit=limit)
     fp = _fingerprint(recipe, schedule, eval_examples)
     side = side_file(table_path)
     done = _read_side(side, fp)

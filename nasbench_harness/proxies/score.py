@@ -190,6 +190,22 @@ def _read_side(path: Path, fingerprint: str) -> dict[tuple[str, int, int], dict]
     return done
 
 
+def archs_to_score(table, *, all_archs: bool = False, limit: int | None = None) -> np.ndarray:
+    """Representatives (canonical ids) to score, in index order.
+
+    By default only those with a training result (a finite validation
+    accuracy at some seed and epoch): on a table still being built the others
+    have no truth to correlate with. ``all_archs`` scores every distinct arch
+    (e.g. ahead of a build: proxies do not depend on training). ``limit``
+    then keeps the first ``limit``.
+    """
+    reps = np.unique(np.asarray(table.canonical))
+    if not all_archs:
+        trained = np.isfinite(np.asarray(table.array("valid_acc"))).any(axis=(1, 2))
+        reps = reps[trained[reps]]
+    return reps if limit is None else reps[: max(0, int(limit))]
+
+
 def score_table(
     table_path: str | os.PathLike,
     proxies: Sequence[str],
@@ -197,6 +213,7 @@ def score_table(
     seeds: int = 3,
     workers: int = 1,
     limit: int | None = None,
+    all_archs: bool = False,
     recipe: Any = None,
     batch_size: int | None = None,
     data_root: str | os.PathLike | None = None,
@@ -221,6 +238,9 @@ def score_table(
         trial run; they are mostly disconnected cells). Scores already in the
         side file are stored too; the rest stay NaN and are counted as
         ``n_unscored`` (not failures).
+    all_archs
+        Also score the archs without a training result (by default they are
+        left out: see :func:`archs_to_score`).
     recipe
         A :class:`~nasbench_harness.train.Recipe` overriding the table's.
     batch_size
@@ -258,7 +278,7 @@ def score_table(
         recipe, batch_size or recipe.batch_size, table.provenance.get("dataset"), data_root
     )
     reps = np.unique(np.asarray(table.canonical))
-    todo_reps = reps if limit is None else reps[: max(0, int(limit))]
+    todo_reps = archs_to_score(table, all_archs=all_archs, limit=limit)
     seed_list = list(range(seeds))
     side = side_file(table_path)
     fp = config.fingerprint()
