@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -382,8 +383,13 @@ def test_cli_partial_merge_exit_codes(tmp_path, capsys):
     assert cli.main(args + ["--no-progress", "--out", out]) == 0
     capsys.readouterr()
     assert cli.main(["merge", out, "-o", table]) == 1
-    assert "2 of 4 planned rows are missing" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "2 of 4 planned rows are missing" in err and "nothing was written" in err
+    assert not Path(table).exists()
     assert cli.main(["merge", out, "-o", table, "--allow-partial"]) == 0
+    before = Path(table).read_bytes()
+    assert cli.main(["merge", out, "-o", table]) == 1  # an existing table is left as it was
+    assert Path(table).read_bytes() == before
 
 
 def test_merge_takes_latency_from_the_rows_or_from_a_sweep(tmp_path):

@@ -90,6 +90,8 @@ def _iso(unix_time: float) -> str:
 
 #: Where a merged table's ``latency_ms`` comes from.
 LATENCY_SOURCES = ("rows", "sweep")
+#: Missing rows named in the error of a merge without ``allow_partial``.
+SHOW_MISSING = 20
 
 
 def merge(
@@ -99,13 +101,16 @@ def merge(
     latency: str = "rows",
     latency_options: Mapping[str, Any] | None = None,
     progress: bool = False,
+    allow_partial: bool = True,
 ) -> MergeResult:
     """Merge the rows of one build into the table ``out_path`` and validate it.
 
     Rows are de-duplicated by (arch, seed) (copies must agree); each canonical
     arch's row stands for all its isomorphic archs; what was not trained is
-    NaN. The table is written even when rows are missing: the result lists
-    them, and the caller decides whether a partial table is acceptable.
+    NaN. With ``allow_partial`` (the default) the table is written even when
+    rows are missing and the result lists them; without it, missing rows
+    raise a :class:`BuildError` (exit code 1) before anything is measured or
+    written, so that an existing ``out_path`` is left as it was.
 
     ``latency="rows"`` takes each arch's latency as the median over its rows
     (each measured by its worker right after training); ``"sweep"`` measures
@@ -123,6 +128,18 @@ def merge(
     settings = index.settings
     if settings is None:  # pragma: no cover - _collect only returns with rows, hence settings
         raise BuildError("no build settings found in the inputs")
+    expected = plan_tasks(settings)
+    missing = tuple(t for t in expected if t not in index.rows)
+    if missing and not allow_partial:
+        shown = "; ".join(f"arch {t.arch} seed {t.seed}" for t in missing[:SHOW_MISSING])
+        more = f" and {len(missing) - SHOW_MISSING} more" if len(missing) > SHOW_MISSING else ""
+        error = BuildError(
+            f"{len(missing)} of {len(expected)} planned rows are missing ({shown}{more}); "
+            f"nothing was written to {out_path}. Rerun `nasbench build` on the build directory "
+            "to train them, or pass --allow-partial for a table with them NaN"
+        )
+        error.exit_code = 1
+        raise error
     space = get_space(settings.space)
     seeds = list(settings.seeds)
     seed_position = {seed: i for i, seed in enumerate(seeds)}
@@ -201,8 +218,6 @@ def merge(
             "finished": _iso(max(r.end_time for r in rows)),
         },
     }
-    expected = plan_tasks(settings)
-    missing = tuple(t for t in expected if t not in index.rows)
     provenance["build"]["n_missing_rows"] = len(missing)
     if settings.limit is not None:  # a sample: archs outside it are NaN by design
         provenance["build"]["planned_archs"] = sorted(int(a) for a in arch_order(settings))

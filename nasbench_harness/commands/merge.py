@@ -7,8 +7,6 @@ import sys
 
 from nasbench_harness.commands._common import add_json_flag, emit_json
 
-#: Missing rows listed by name before the rest are counted.
-SHOW_MISSING = 20
 #: Validation problems shown in the one-line error.
 SHOW_PROBLEMS = 2
 
@@ -21,7 +19,7 @@ def register(subparsers) -> None:
             "Read every row of one build (build directories, part files or row files, e.g. "
             "copied from several machines), drop duplicates, expand each canonical arch's row "
             "to its isomorphic archs, write the table and validate it. A build with planned "
-            "rows missing is still written, but exits 1 unless --allow-partial."
+            "rows missing is refused (exit 1, nothing written) unless --allow-partial."
         ),
     )
     parser.add_argument(
@@ -33,7 +31,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--allow-partial",
         action="store_true",
-        help="exit 0 even if planned rows are missing (they are NaN in the table)",
+        help="write the table even if planned rows are missing (they are NaN in it)",
     )
     parser.add_argument(
         "--latency-sweep",
@@ -81,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         latency="sweep" if args.latency_sweep else "rows",
         latency_options=options if args.latency_sweep else None,
         progress=not args.no_progress,
+        allow_partial=args.allow_partial,
     )
     missing = [f"arch {t.arch} seed {t.seed}" for t in result.missing]
     if args.json:
@@ -99,23 +98,13 @@ def run(args: argparse.Namespace) -> int:
 
     code = 0
     problems = list(result.problems)
-    if missing and args.allow_partial:  # the holes of the missing rows are expected
+    if missing:  # --allow-partial: the holes of the missing rows are expected
         problems = [p for p in problems if HOLES_MARK not in p]
     if problems:
         first = "; ".join(problems[:SHOW_PROBLEMS])
         print(
             f"nasbench merge: {result.path} fails validation ({len(problems)} problem(s), "
             f"first: {first}); `nasbench table validate {result.path}` lists them all",
-            file=sys.stderr,
-        )
-        code = 1
-    if missing and not args.allow_partial:
-        shown = "; ".join(missing[:SHOW_MISSING])
-        more = f" and {len(missing) - SHOW_MISSING} more" if len(missing) > SHOW_MISSING else ""
-        print(
-            f"nasbench merge: {len(missing)} of {result.n_expected} planned rows are missing "
-            f"({shown}{more}); they are NaN in {result.path}. Rerun `nasbench build` on the build "
-            "directory to train them, or pass --allow-partial",
             file=sys.stderr,
         )
         code = 1
