@@ -3,7 +3,9 @@
 Each subcommand lives in :mod:`nasbench_harness.commands` as a module with a
 ``register(subparsers)`` function. Errors caused by input are
 :class:`~nasbench_harness.errors.NasbenchError` and print as one line on
-stderr with exit code 2 (1 for a table that fails validation).
+stderr with exit code 2. Exit code 1: a table that fails validation, a merge
+with planned rows missing, a build with failed tasks; 130: interrupted
+(finished work is kept).
 """
 
 from __future__ import annotations

@@ -608,3 +608,18 @@ def test_validate_sample_table_checks_planned_archs_only(tmp_path, small_data, s
     args = _with(small_data, metrics=metrics, arch_metrics=arch_metrics, provenance=provenance)
     problems = validate_table(write_table(tmp_path / "bad.h5", **args))
     assert any("build.planned_archs must be a list of arch indices" in p for p in problems)
+
+
+def test_cli_query_with_and_without_a_table(monkeypatch, capsys):
+    from nasbench_harness.cli import main
+
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    assert main(["query", str(V1), arch, "--metric", "test_acc", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["value"] == pytest.approx(open_table(V1).query(arch, metric="test_acc"))
+    monkeypatch.setenv("NASBENCH_DEFAULT_TABLE", str(V1))
+    assert main(["query", arch, "--metric", "test_acc", "--json"]) == 0  # the default table
+    assert json.loads(capsys.readouterr().out) == answer
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query", str(V1), arch, "12"])
+    assert exit_info.value.code == 2 and "unrecognized arguments: 12" in capsys.readouterr().err

@@ -14,11 +14,13 @@ def register(subparsers) -> None:
         "('|nor_conv_3x3~0|+|...|'), an index, or comma-separated op names.",
     )
     parser.add_argument(
-        "args",
-        nargs="+",
-        metavar="[TABLE] ARCH",
-        help="table file (optional: default table) and the architecture",
+        "table",
+        nargs="?",
+        default=None,
+        metavar="TABLE",
+        help="table file (default: the default table)",
     )
+    parser.add_argument("arch", metavar="ARCH", help="the architecture")
     parser.add_argument("--metric", default="valid_acc", help="metric name (default: valid_acc)")
     parser.add_argument("--epoch", type=int, default=None, help="epoch (default: the last)")
     parser.add_argument(
@@ -39,11 +41,8 @@ def parse_arch(text: str):
 
 
 def run(args) -> int:
-    if len(args.args) > 2:
-        raise_usage(args.args)
-    table_path, arch_text = (None, args.args[0]) if len(args.args) == 1 else args.args
-    table = open_table(table_path)
-    arch = parse_arch(arch_text)
+    table = open_table(args.table)
+    arch = parse_arch(args.arch)
     value = table.query(arch, metric=args.metric, epoch=args.epoch, seed=args.seed)
     epoch = args.epoch if args.epoch is not None else int(table.epochs[-1])
     cost = table.cost(arch, epoch=epoch, seed=args.seed)
@@ -67,9 +66,3 @@ def run(args) -> int:
             f"cost {cost:.3f} s"
         )
     return 0
-
-
-def raise_usage(values) -> None:
-    from nasbench_harness.errors import NasbenchError
-
-    raise NasbenchError(f"expected [TABLE] ARCH, got {len(values)} arguments: {values}")
