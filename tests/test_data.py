@@ -67,10 +67,16 @@ def test_splits_disjoint(mnist1d):
     assert not train & valid and not train & test and not valid & test
 
 
-def test_no_trace_in_global_rngs():
+def test_no_trace_in_global_rngs(tmp_path, monkeypatch):
+    from nasbench_harness import data
+
+    # an empty cache, so that the generator (which seeds numpy's and Python's RNGs) runs
+    monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path))
+    data._generate_mnist1d.cache_clear()
     np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002
     torch_state = torch.random.get_rng_state()
     load_dataset("mnist1d", seed=3, train=50, valid=20, test=30)
+    assert list(tmp_path.glob("mnist1d-*.npz"))  # generated, not read from a cache
     after = np.random.get_state()  # noqa: NPY002
     assert np.array_equal(np_state[1], after[1]) and np_state[2] == after[2]
     assert random.getstate() == py_state
