@@ -398,8 +398,13 @@ def test_hyperband_cycles_its_brackets(space):
 
 
 def test_multi_fidelity_with_workers_tracks_pending_jobs(table):
-    trace = run_search(table, Hyperband(seed=0), budget_s=3000.0, seed=0, workers=8)
+    recorder = conformance.Recorder(Hyperband(seed=0))
+    trace = run_search(table, recorder, budget_s=3000.0, seed=0, workers=8)
     assert set(trace.epoch.tolist()) == {1, 4, 12}
+    assert recorder.max_outstanding == 8  # every worker kept busy while rungs wait
+    # nothing is told twice and every told proposal was asked
+    assert len({id(p) for p, _ in recorder.told}) == len(recorder.told)
+    assert {id(p) for p, _ in recorder.told} <= {id(p) for p in recorder.proposals}
 
 
 def test_bohb_density_is_normalised_and_model_guides_sampling(space):

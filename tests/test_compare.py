@@ -21,6 +21,7 @@ from nasbench_harness.compare import (
     parse_budget,
 )
 from nasbench_harness.errors import NasbenchError
+from nasbench_harness.table import open_table
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "nb201-synthetic-v1.h5"
 
@@ -83,6 +84,11 @@ def test_summary_numbers_agree_with_the_csv(first):
         assert algo["n_queries_median"] == pytest.approx(rows["n_queries"].median())
         # incumbent strings and accuracies are the table's
         assert rows["final_incumbent"].str.startswith("|").all()
+        table = open_table(FIXTURE)
+        best = np.nanmax(np.nanmean(table.array("test_acc")[:, :, -1], axis=1))
+        assert task["best_test_acc"] == pytest.approx(best)
+        looked_up = [table.query(a, metric="test_acc") for a in rows["final_incumbent"]]
+        np.testing.assert_allclose(rows["incumbent_test_acc"], looked_up, rtol=1e-6)
         assert (rows["incumbent_test_acc"] <= task["best_test_acc"] + 1e-9).all()
         np.testing.assert_allclose(
             rows["final_regret"], task["best_test_acc"] - rows["incumbent_test_acc"], atol=1e-9

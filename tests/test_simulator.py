@@ -96,6 +96,31 @@ def test_cost_is_recorded_training_time_of_the_drawn_seed(table):
     assert set(trace.train_seed.tolist()) == {0, 1}  # both seeds get drawn
 
 
+def test_cost_is_the_sum_of_the_epoch_times_up_to_the_queried_epoch():
+    table = ArrayTable()
+    shape = table._arrays["train_time_s"].shape
+    # seed s trains epoch e in (s + 1) * e seconds: epochs 1..3 cost 6 (s + 1), not 3 x epoch 3
+    table._arrays["train_time_s"] = (
+        (np.arange(shape[1]) + 1.0)[None, :, None] * np.arange(1, shape[2] + 1)[None, None, :]
+    ) * np.ones(shape)
+    trace = run_search(table, Scripted(script=[(5, 3), (7, 1)], seed=0), budget_s=200.0, seed=3)
+    expected = np.where(trace.epoch == 3, 6.0, 1.0) * (trace.train_seed + 1)
+    np.testing.assert_array_equal(trace.cost_s, expected)
+
+
+def test_cost_on_the_fixture_table_is_the_tables_cost():
+    from pathlib import Path
+
+    from nasbench_harness.table import open_table
+
+    table = open_table(Path(__file__).resolve().parent / "data" / "nb201-synthetic-v1.h5")
+    script = [(11, 1), (4000, 6), (12345, 12), (77, 3)]
+    trace = run_search(table, Scripted(script=script, seed=0), budget_s=400.0, seed=1)
+    assert trace.n_queries > 8
+    for arch, epoch, seed, cost in zip(trace.arch, trace.epoch, trace.train_seed, trace.cost_s):
+        assert cost == pytest.approx(table.cost(int(arch), epoch=int(epoch), seed=int(seed)))
+
+
 def test_eval_time_adds_the_validation_share_of_the_queried_epochs_evaluation():
     table = ArrayTable()
     shape = table._arrays["train_time_s"].shape

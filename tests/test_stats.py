@@ -193,10 +193,14 @@ def test_rank_biserial_by_hand():
 
 
 def test_holm_by_hand_and_against_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
     np.testing.assert_allclose(stats.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
     out = stats.holm([0.2, np.nan, 0.01])
     assert np.isnan(out[1])
     np.testing.assert_allclose(out[[0, 2]], [0.2, 0.02])
+    p = np.random.default_rng(4).uniform(0, 0.2, size=12)
+    np.testing.assert_allclose(stats.holm(p), multipletests(p, method="holm")[1])
 
 
 def test_pairwise_tests_cover_every_pair_with_holm():
