@@ -377,6 +377,36 @@ def test_tables_without_nb201_space_or_recipe_are_refused(table):
 
 
 @pytest.mark.parametrize("name", ["darts", "gdas", "rsps"])
+def test_weight_sharing_never_sees_test_data_or_global_random_state(table, tiny, name):
+    import dataclasses
+    import random
+
+    recipe, splits = tiny
+    extra = {"n_candidates": 4, "derive_every": 1} if name == "rsps" else {}
+    gen = torch.Generator().manual_seed(9)
+    scrambled = dataclasses.replace(
+        splits,
+        test_x=torch.randn(splits.test_x.shape, generator=gen),
+        test_y=torch.randint(0, 10, splits.test_y.shape, generator=gen),
+    )
+    states = (np.random.get_state(), random.getstate(), torch.get_rng_state())  # noqa: NPY002
+    runs = []
+    for data in (splits, scrambled):
+        _, run = run_oneshot(table, name, seed=0, recipe=recipe, splits=data, **FAST, **extra)
+        runs.append(run)
+        np.random.seed(123)  # noqa: NPY002 - a run must not depend on the global state
+        random.seed(123)
+        torch.manual_seed(123)
+    a, b = runs
+    np.testing.assert_array_equal(a.archs, b.archs)
+    np.testing.assert_array_equal(a.oneshot_valid_acc, b.oneshot_valid_acc)
+    np.testing.assert_array_equal(a.arch_weights, b.arch_weights)
+    np.random.set_state(states[0])  # noqa: NPY002
+    random.setstate(states[1])
+    torch.set_rng_state(states[2])
+
+
+@pytest.mark.parametrize("name", ["darts", "gdas", "rsps"])
 def test_end_to_end_on_the_fixture_table(table, tiny, name):
     recipe, splits = tiny
     extra = {"n_candidates": 4, "derive_every": 1} if name == "rsps" else {}
