@@ -451,11 +451,16 @@ def test_hardware_evolution_reward_and_report(space, table):
         HardwareAwareEvolution(hw_metric="energy").setup(space, EPOCHS, arch_metrics=costs)
 
     hw = HardwareAwareEvolution(seed=0)
-    run_search(table, hw, budget_s=default_budget(table, 50), seed=0)
+    trace = run_search(table, hw, budget_s=default_budget(table, 50), seed=0)
     latency = np.asarray(table.array("latency_ms"))[table.space.canonical_ids]
     assert hw._target == pytest.approx(np.median(latency[np.unique(table.space.canonical_ids)]))
     best = hw.report()["best_by_reward"]
     assert best["arch_string"] == table.space.to_string(best["arch"])
+    # the best by reward over everything the search was told, recomputed from the trace
+    rewards = [hw.reward(int(a), float(v)) for a, v in zip(trace.arch, trace.valid_acc)]
+    assert best["reward"] == pytest.approx(max(rewards))
+    assert hw.reward(best["arch"], best["valid_acc"]) == pytest.approx(max(rewards))
+    assert best["latency_ms"] == pytest.approx(latency[best["arch"]])
 
 
 def test_pareto_search_front_is_non_dominated_and_sorted(table):

@@ -623,3 +623,17 @@ def test_cli_query_with_and_without_a_table(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["query", str(V1), arch, "12"])
     assert exit_info.value.code == 2 and "unrecognized arguments: 12" in capsys.readouterr().err
+
+
+def test_cli_validate_names_a_broken_file_once_on_one_line(tmp_path, capsys):
+    from nasbench_harness.cli import main
+
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(V1.read_bytes()[:300_000])  # an interrupted copy
+    assert main(["table", "validate", str(bad)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.count(str(bad)) == 1 and "truncated" in err
+    assert main(["table", "validate", str(bad), "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["valid"] is False and out["problems"]
+    assert main(["table", "validate", str(V1)]) == 0

@@ -74,8 +74,9 @@ def run_validate(args) -> int:
     if args.json:
         emit_json({"path": str(path), "valid": not problems, "problems": problems})
     elif problems:
-        for problem in problems:
-            print(f"{path}: {problem}", file=sys.stderr)
+        for problem in problems:  # one line each, naming the file once
+            prefix = "" if problem.startswith(f"{path}:") else f"{path}: "
+            print(f"{prefix}{problem}", file=sys.stderr)
     else:
         print(f"{path}: valid")
     return 1 if problems else 0
