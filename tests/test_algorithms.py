@@ -369,6 +369,30 @@ def test_bananas_ucb_runs(table):
         table, Bananas(seed=0, acquisition="ucb", n_epochs=10), budget_s=2000.0, seed=0
     )
     assert trace.n_queries > 20
+    its = run_search(table, Bananas(seed=0, n_epochs=10), budget_s=2000.0, seed=0)
+    assert not np.array_equal(trace.arch[10:20], its.arch[10:20])  # the same start, other picks
+
+
+@pytest.mark.parametrize("acquisition", ["ucb", "its"])
+def test_bananas_batch_is_the_best_by_acquisition(space, acquisition, monkeypatch):
+    values = landscape(space, seed=3)
+    algorithm = Bananas(seed=0, acquisition=acquisition, ucb_beta=2.0)
+    algorithm.setup(space, EPOCHS)
+    drive(algorithm, values, 10)
+    state = algorithm.rng.bit_generator.state
+    candidates = algorithm._candidates()  # what _next_batch will draw (same generator state)
+    algorithm.rng.bit_generator.state = state
+    n = len(candidates)
+    mean, std = np.linspace(0.0, 1.0, n), np.linspace(1.0, 0.0, n) ** 2
+    monkeypatch.setattr(algorithm, "_fit_predict", lambda x, y, x_test: (mean, std))
+    batch = algorithm._next_batch()
+    if acquisition == "ucb":
+        value = mean + 2.0 * std
+    else:  # one normal draw per candidate, right after the candidates, from the same generator
+        algorithm.rng.bit_generator.state = state
+        algorithm._candidates()
+        value = algorithm.rng.normal(mean, std)
+    assert batch == [candidates[i] for i in np.argsort(-value, kind="stable")[:10]]
 
 
 def test_rung_epochs_for_12_and_200_epochs():
