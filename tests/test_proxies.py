@@ -245,6 +245,46 @@ def test_disconnected_cell_gives_nan_not_a_sentinel():
         assert math.isnan(compute_proxy(name, _network(arch), _net_batch(), cfg))
 
 
+class _LinearBN(torch.nn.Module):
+    """features = BN(W x): zen's value is then a short computation by hand."""
+
+    def __init__(self, d: int, k: int) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(d, k, bias=False).double()
+        self.bn = torch.nn.BatchNorm1d(k).double()
+        self.head = torch.nn.Linear(k, 2).double()
+
+    def forward_features(self, x):
+        return self.bn(self.linear(x))
+
+    def forward(self, x):
+        return self.head(self.forward_features(x))
+
+
+def test_zen_on_a_linear_bn_net_by_hand():
+    n, d, k = 16, 5, 4
+    model = _LinearBN(d, k)
+    batch = (torch.zeros(n, d, dtype=torch.float64), torch.zeros(n, dtype=torch.int64))
+    value = compute_proxy("zen", model, batch, {"generator": torch.Generator().manual_seed(7)})
+    # by hand, drawing from the same generator in the same order: weights of every
+    # Linear in module order, then x, then eps
+    gen = torch.Generator().manual_seed(7)
+    w = torch.randn(k, d, generator=gen, dtype=torch.float64)
+    torch.randn(2, k, generator=gen, dtype=torch.float64)  # the head's weight (unused)
+    x = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    eps = torch.randn(n, d, generator=gen, dtype=torch.float64)
+
+    def bn_train(h):  # batch statistics, biased variance, eps 1e-5, affine 1/0
+        return (h - h.mean(0)) / torch.sqrt(h.var(0, unbiased=False) + 1e-5)
+
+    h1, h2 = x @ w.T, (x + 0.01 * eps) @ w.T
+    diff = (bn_train(h1) - bn_train(h2)).abs().mean()
+    # running variance from 1 after two train-mode passes, momentum 0.1, unbiased
+    running = 0.9 * (0.9 * 1.0 + 0.1 * h1.var(0)) + 0.1 * h2.var(0)
+    expected = math.log(diff) + math.log(math.sqrt(running.mean()))
+    assert value == pytest.approx(expected, rel=1e-9)
+
+
 def test_zen_needs_a_generator():
     with pytest.raises(ProxyError, match="generator"):
         compute_proxy("zen", _network(15624), _net_batch())
