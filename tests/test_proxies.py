@@ -174,6 +174,12 @@ def test_jacob_cov_closed_form_and_nan():
     v = np.linalg.eigvalsh(np.corrcoef(x.numpy()))
     expected = -np.sum(np.log(v + 1e-5) + 1 / (v + 1e-5))
     assert compute_proxy("jacob_cov", Half(), (x, y)) == pytest.approx(expected, rel=1e-8)
+    # more examples than input values: only the first D - 1 = 5 (rank-complete) are used
+    x, y = _batch(n=12, d=6)
+    v = np.linalg.eigvalsh(np.corrcoef(x[:5].numpy()))
+    assert v.min() > 1e-8 and np.linalg.matrix_rank(np.corrcoef(x.numpy())) == 5
+    expected = -np.sum(np.log(v + 1e-5) + 1 / (v + 1e-5))
+    assert compute_proxy("jacob_cov", Half(), (x, y)) == pytest.approx(expected, rel=1e-8)
 
     class Const(nn.Module):  # output independent of the input: constant Jacobian
         def forward(self, x):
@@ -382,6 +388,36 @@ def test_cli_proxies_leave_untrained_archs_out_unless_asked(tmp_path, capsys):
     assert summary["n_untrained_left_out"] == 0
     scores = open_table(path).array("proxy/params")[:, 0]
     assert np.isfinite(scores[reps[:45]]).all() and np.isnan(scores[reps[45:]]).all()
+
+
+def test_scores_of_an_older_proxy_revision_are_scored_again(tmp_path, capsys):
+    from nasbench_harness.cli import main
+    from nasbench_harness.proxies import get_proxy
+    from nasbench_harness.table import open_table
+
+    path = tmp_path / "t.h5"
+    shutil.copy(DATA, path)
+    recipe = json.dumps({**TINY_RECIPE, "channels": 4, "cells_per_stage": 1})
+    argv = ["proxies", str(path), "--proxies", "snip,jacob_cov", "--seeds", "1", "--limit", "6"]
+    argv += ["--recipe-json", recipe, "--no-progress", "--json"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    side = path.with_name(path.name + ".proxies.jsonl")
+    records = [json.loads(line) for line in side.read_text().splitlines()]
+    assert {r["revision"] for r in records if r["proxy"] == "jacob_cov"} == {2}
+    fresh = open_table(path).array("proxy/jacob_cov").copy()
+    # a side file written before jacob_cov's revision 2: its scores must not be reused
+    for r in records:
+        if r["proxy"] == "jacob_cov":
+            del r["revision"]
+            r["score"] = 1.0
+    side.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert main(argv) == 0
+    capsys.readouterr()
+    lines = side.read_text().splitlines()
+    assert len(lines) == len(records) + 6  # jacob_cov again for the 6 archs, snip reused
+    np.testing.assert_array_equal(open_table(path).array("proxy/jacob_cov"), fresh)
+    assert open_table(path).proxy_attrs["jacob_cov"]["revision"] == get_proxy("jacob_cov").revision
 
 
 def test_score_arch_does_not_depend_on_proxy_order():

@@ -117,7 +117,7 @@ def score_arch(
 ) -> list[dict[str, Any]]:
     """Score one arch at one proxy seed with every proxy; one record per proxy.
 
-    Records: ``{"arch", "seed", "proxy", "score" (None for NaN), "error"}``.
+    Records: ``{"arch", "seed", "proxy", "score" (None for NaN), "error", "revision"}``.
     """
     from nasbench_harness.models import build_model
 
@@ -162,6 +162,7 @@ def score_arch(
                 "proxy": name,
                 "score": None if math.isnan(value) else value,
                 "error": error,
+                "revision": get_proxy(name).revision,
             }
         )
     return records
@@ -283,6 +284,11 @@ def score_table(
     side = side_file(table_path)
     fp = config.fingerprint()
     done = _read_side(side, fp)
+    done = {  # scores of an older definition of a proxy are scored again
+        key: rec
+        for key, rec in done.items()
+        if key[0] not in specs or rec.get("revision", 1) == specs[key[0]].revision
+    }
     # a seed-independent proxy (params, flops) is computed at seed 0 only and copied
     once = {n for n in names if specs[n].seed_independent}
     tasks = []
@@ -363,6 +369,7 @@ def score_table(
             "definition": specs[name].definition,
             "seeds": seed_list,
             "seed_independent": specs[name].seed_independent,
+            "revision": specs[name].revision,
             "n_failures": n_fail,
             "n_unscored": n_unscored,
             "batch_size": config.batch_size,

@@ -69,20 +69,23 @@ class ProxySpec:
 
     ``seed_independent``: the value depends on the architecture and the input
     shape only (not on weights, batch or draws), so it is computed at proxy
-    seed 0 and the same value is stored for every seed.
+    seed 0 and the same value is stored for every seed. ``revision`` counts
+    changes of the definition: scores saved under another revision are not
+    reused.
     """
 
     name: str
     fn: Callable[[nn.Module, tuple[torch.Tensor, torch.Tensor], Mapping[str, Any]], float]
     definition: str
     seed_independent: bool = False
+    revision: int = 1
 
 
 #: Registered proxies by name, in registration order.
 PROXIES: dict[str, ProxySpec] = {}
 
 
-def register_proxy(name: str, *, seed_independent: bool = False) -> Callable:
+def register_proxy(name: str, *, seed_independent: bool = False, revision: int = 1) -> Callable:
     """Decorator registering ``fn(model, batch, config) -> float`` as proxy ``name``.
 
     The docstring (definition and reference) is required; it is stored in the
@@ -96,7 +99,9 @@ def register_proxy(name: str, *, seed_independent: bool = False) -> Callable:
             raise ProxyError(f"proxy {name!r} needs a docstring with its definition and reference")
         if name in PROXIES:
             raise ProxyError(f"proxy {name!r} is registered twice; pick another name")
-        PROXIES[name] = ProxySpec(name, fn, " ".join(doc.split()), bool(seed_independent))
+        PROXIES[name] = ProxySpec(
+            name, fn, " ".join(doc.split()), bool(seed_independent), int(revision)
+        )
         return fn
 
     return decorate
@@ -289,16 +294,23 @@ def synflow(model, batch, config) -> float:
     return total
 
 
-@register_proxy("jacob_cov")
+@register_proxy("jacob_cov", revision=2)
 def jacob_cov(model, batch, config) -> float:
     """-sum(log(v + k) + 1/(v + k)), v the eigenvalues of the correlation matrix of the input Jacobians.
 
     J_n = d(sum of outputs of example n)/d(x_n), flattened; c = corrcoef of
-    the rows J_n; k = 1e-5. A constant Jacobian gives NaN. Mellor et al.,
-    "Neural Architecture Search without Training", arXiv 2006.04647v1 (2020);
+    the rows J_n; k = 1e-5. A constant Jacobian gives NaN. Only the first
+    min(B, D - 1) examples of the batch are used (D input values per
+    example): corrcoef centres each row, so B rows of D values have rank at
+    most D - 1, and with B >= D every missing rank adds a constant
+    -(log k + 1/k) ~ -1e5 that swamps the spectrum (on MNIST-1D, D = 40 and
+    B = 128 left 89 such eigenvalues); with B < D, as in the reference
+    (CIFAR, D = 3072, B = 128), nothing changes. Mellor et al., "Neural
+    Architecture Search without Training", arXiv 2006.04647v1 (2020);
     Abdelfattah et al., ICLR 2021.
     """
     x, _ = batch
+    x = x[: max(2, min(len(x), x[0].numel() - 1))]
     x = x.detach().clone().requires_grad_(True)
     model.zero_grad(set_to_none=True)
     out = model(x)
