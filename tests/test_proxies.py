@@ -542,3 +542,13 @@ def test_seed_independent_proxies_are_computed_once_and_stored_for_every_seed(tm
         direct = score_arch(int(reps[3]), 2, [name], config, splits)[0]["score"]
         assert direct == scores[3, 2]
     assert not table.proxy_attrs["snip"]["seed_independent"]
+
+
+def test_default_proxy_seeds_are_five_draws_and_three_supernets():
+    from nasbench_harness.cli import build_parser
+    from nasbench_harness.oneshot.proxy import DEFAULT_SEEDS as ONESHOT_SEEDS
+    from nasbench_harness.proxies.score import DEFAULT_SEEDS
+
+    assert (DEFAULT_SEEDS, ONESHOT_SEEDS) == (5, 3)
+    args = build_parser().parse_args(["proxies", "t.h5", "--proxies", "snip"])
+    assert args.seeds is None  # resolved per kind of proxy in the command

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from nasbench_harness.commands._common import add_json_flag, emit_json
 from nasbench_harness.errors import NasbenchError
+from nasbench_harness.oneshot.proxy import DEFAULT_SEEDS as DEFAULT_ONESHOT_SEEDS
+from nasbench_harness.proxies.score import DEFAULT_SEEDS
 
 
 def register(subparsers) -> None:
@@ -35,7 +37,12 @@ def register(subparsers) -> None:
         help="comma-separated proxy names, or 'all'",
     )
     parser.add_argument(
-        "--seeds", type=int, default=3, metavar="K", help="proxy seeds (default: 3)"
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="K",
+        help=f"proxy seeds (default: {DEFAULT_SEEDS} for the training-free proxies, each an "
+        f"(init, batch) draw; {DEFAULT_ONESHOT_SEEDS} for 'oneshot', a supernet each)",
     )
     parser.add_argument(
         "--workers", type=int, default=1, metavar="W", help="worker processes (default: 1)"
@@ -116,7 +123,7 @@ def _score_oneshot(args, recipe) -> dict:
     eval_examples = schedule.pop("eval_examples", DEFAULT_EVAL_EXAMPLES)
     return score_oneshot(
         args.table,
-        seeds=args.seeds,
+        seeds=DEFAULT_ONESHOT_SEEDS if args.seeds is None else args.seeds,
         recipe=recipe,
         schedule=schedule,
         eval_examples=eval_examples,
@@ -144,7 +151,7 @@ def run(args) -> int:
         summary = score_table(
             args.table,
             training_free,
-            seeds=args.seeds,
+            seeds=DEFAULT_SEEDS if args.seeds is None else args.seeds,
             workers=args.workers,
             limit=args.limit,
             all_archs=args.all_archs,
@@ -168,7 +175,12 @@ def run(args) -> int:
         emit_json(
             {
                 "table": args.table,
-                "seeds": args.seeds,
+                "seeds": {
+                    name: (DEFAULT_ONESHOT_SEEDS if name == "oneshot" else DEFAULT_SEEDS)
+                    if args.seeds is None
+                    else args.seeds
+                    for name in summary
+                },
                 "n_untrained_left_out": untrained,
                 "proxies": summary,
             }

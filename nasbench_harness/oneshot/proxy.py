@@ -33,7 +33,14 @@ import torch
 
 from nasbench_harness.errors import NasbenchError
 
-__all__ = ["DEFAULT_EVAL_EXAMPLES", "DEFAULT_SCHEDULE", "DEFINITION", "PROXY_NAME", "score_oneshot"]
+__all__ = [
+    "DEFAULT_EVAL_EXAMPLES",
+    "DEFAULT_SCHEDULE",
+    "DEFAULT_SEEDS",
+    "DEFINITION",
+    "PROXY_NAME",
+    "score_oneshot",
+]
 
 PROXY_NAME = "oneshot"
 DEFINITION = (
@@ -50,6 +57,8 @@ DEFINITION = (
 DEFAULT_SCHEDULE = {"epochs": 250, "batch_size": 64}
 #: Validation examples per arch (the first ones of the split; None: all of it).
 DEFAULT_EVAL_EXAMPLES = 512
+#: Supernets trained for the proxy, one per proxy seed (minutes each on a CPU).
+DEFAULT_SEEDS = 3
 
 
 def _fingerprint(recipe, schedule: dict, eval_examples: int | None) -> str:
@@ -72,7 +81,7 @@ def _fingerprint(recipe, schedule: dict, eval_examples: int | None) -> str:
 def score_oneshot(
     table_path: str | os.PathLike,
     *,
-    seeds: int = 3,
+    seeds: int = DEFAULT_SEEDS,
     recipe: Any = None,
     schedule: dict | None = None,
     eval_examples: int | None = DEFAULT_EVAL_EXAMPLES,

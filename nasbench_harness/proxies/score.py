@@ -59,6 +59,11 @@ def proxy_seed_generators(seed: int) -> tuple[torch.Generator, torch.Generator, 
     return tuple(torch.Generator().manual_seed(s) for s in _seed_states(seed))  # type: ignore[return-value]
 
 
+#: (init, batch) draws per training-free proxy: a score depends on both, so one draw
+#: says little; the mean and spread over 5 are the least to report.
+DEFAULT_SEEDS = 5
+
+
 class ScoreConfig:
     """Everything a worker needs to score an arch: recipe skeleton, data and batch size."""
 
@@ -211,7 +216,7 @@ def score_table(
     table_path: str | os.PathLike,
     proxies: Sequence[str],
     *,
-    seeds: int = 3,
+    seeds: int = DEFAULT_SEEDS,
     workers: int = 1,
     limit: int | None = None,
     all_archs: bool = False,
