@@ -10,6 +10,7 @@ import torch
 
 from algorithms._common import check_choice, check_float, check_int, score
 from algorithms.base import Algorithm, Proposal
+from nasbench_harness.train import torch_threads
 
 PARENT_PATIENCE = 5  # naszilla's patience_factor: parents tried per parent asked for
 
@@ -226,20 +227,15 @@ class Bananas(Algorithm):
         """Train the ensemble on (x_train, y); mean and std of its predictions on x_test."""
         y_mean = float(y.mean())
         y_std = float(y.std()) or 1.0
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with torch.no_grad():
-                ensemble = _Ensemble(self._init_params(x_train.shape[1]))
-                x = torch.from_numpy(x_train)
-                target = torch.from_numpy(((y - y_mean) / y_std).astype(np.float32))
-                adam = _FlatAdam(ensemble.flat, float(self.learning_rate))
-                for _ in range(int(self.n_epochs)):
-                    ensemble.mae_gradient(x, target)
-                    adam.step(ensemble.flat_grad)
-                pred = ensemble.forward(torch.from_numpy(x_test)).double().numpy()
-        finally:
-            torch.set_num_threads(threads)
+        with torch_threads(1), torch.no_grad():
+            ensemble = _Ensemble(self._init_params(x_train.shape[1]))
+            x = torch.from_numpy(x_train)
+            target = torch.from_numpy(((y - y_mean) / y_std).astype(np.float32))
+            adam = _FlatAdam(ensemble.flat, float(self.learning_rate))
+            for _ in range(int(self.n_epochs)):
+                ensemble.mae_gradient(x, target)
+                adam.step(ensemble.flat_grad)
+            pred = ensemble.forward(torch.from_numpy(x_test)).double().numpy()
         pred = pred * y_std + y_mean  # (n_models, n_test)
         return pred.mean(axis=0), pred.std(axis=0)
 

@@ -14,6 +14,7 @@ querying the table in simulated time. :func:`list_weight_sharing` names them
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -208,19 +209,26 @@ def code_fingerprint(name_or_path: str) -> str:
     it, so that results of other code are never resumed as if they were
     this code's.
     """
+    shared = _shared_code()
+    files = [(path.name, data) for path, data in shared]
+    own = inspect.getsourcefile(get_algorithm_class(name_or_path))
+    if own is not None and Path(own).resolve() not in {path for path, _ in shared}:
+        files.append((Path(own).name, Path(own).read_bytes()))  # read afresh: a user's file
+    digest = hashlib.sha256()
+    for name, data in files:
+        digest.update(name.encode() + b"\0" + data + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_code() -> tuple[tuple[Path, bytes], ...]:
+    """The files every algorithm's fingerprint covers, read once per process."""
     import nasbench_harness
 
-    cls = get_algorithm_class(name_or_path)
     harness = Path(nasbench_harness.__file__).parent
     files = sorted(p.resolve() for d in algorithms.__path__ for p in Path(d).glob("*.py"))
     files += [harness / "simulator.py", harness / "space.py", harness / "space_nb101.py"]
-    own = inspect.getsourcefile(cls)
-    if own is not None and Path(own).resolve() not in files:
-        files.append(Path(own).resolve())
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+    return tuple((path, path.read_bytes()) for path in files)
 
 
 def parse_param_strings(items: list[str] | None) -> dict[str, Any]:

@@ -115,6 +115,13 @@ def _recipe(text: str | None):
     return Recipe.from_dict(raw)
 
 
+def _seeds(args, proxy: str) -> int:
+    """Proxy seeds for ``proxy``: ``--seeds``, else the default of its kind."""
+    if args.seeds is not None:
+        return args.seeds
+    return DEFAULT_ONESHOT_SEEDS if proxy == "oneshot" else DEFAULT_SEEDS
+
+
 def _score_oneshot(args, recipe) -> dict:
     from algorithms.registry import parse_param_strings
     from nasbench_harness.oneshot.proxy import DEFAULT_EVAL_EXAMPLES, score_oneshot
@@ -123,7 +130,7 @@ def _score_oneshot(args, recipe) -> dict:
     eval_examples = schedule.pop("eval_examples", DEFAULT_EVAL_EXAMPLES)
     return score_oneshot(
         args.table,
-        seeds=DEFAULT_ONESHOT_SEEDS if args.seeds is None else args.seeds,
+        seeds=_seeds(args, "oneshot"),
         recipe=recipe,
         schedule=schedule,
         eval_examples=eval_examples,
@@ -151,7 +158,7 @@ def run(args) -> int:
         summary = score_table(
             args.table,
             training_free,
-            seeds=DEFAULT_SEEDS if args.seeds is None else args.seeds,
+            seeds=_seeds(args, "training-free"),
             workers=args.workers,
             limit=args.limit,
             all_archs=args.all_archs,
@@ -175,12 +182,7 @@ def run(args) -> int:
         emit_json(
             {
                 "table": args.table,
-                "seeds": {
-                    name: (DEFAULT_ONESHOT_SEEDS if name == "oneshot" else DEFAULT_SEEDS)
-                    if args.seeds is None
-                    else args.seeds
-                    for name in summary
-                },
+                "seeds": {name: _seeds(args, name) for name in summary},
                 "n_untrained_left_out": untrained,
                 "proxies": summary,
             }

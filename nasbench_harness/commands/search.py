@@ -26,9 +26,9 @@ def register(subparsers) -> None:
         help="run one search algorithm against a table in simulated time",
         description=(
             "Run one seeded search against TABLE (default: the shipped default table) until "
-            "the simulated budget is spent, and print its incumbent (with --json, also the whole trace) (the best "
-            "architecture by validation accuracy, scored by its seed-mean test accuracy and "
-            "regret). The seed seeds both the algorithm and the draw of training seeds. "
+            "the simulated budget is spent, and print its incumbent: the best architecture by "
+            "validation accuracy, scored by its seed-mean test accuracy and regret (--json also "
+            "prints the whole trace). The seed seeds both the algorithm and the draw of training seeds. "
             "Default budget: the time to train 200 typical architectures to the table's last "
             "epoch (median full training time x 200; algorithms.registry.default_budget). "
             "`nasbench search --list` lists the algorithms. The weight-sharing methods "
