@@ -181,9 +181,12 @@ class _TableView:
         provenance = getattr(table, "provenance", None) or {}
         not_recorded = schema.NotRecorded(provenance, self.n_epochs)
         valid_gaps = not_recorded.epoch_mask("valid_acc", self.n_epochs)
+        #: Why a search cannot run on this table (None: it can): with no validation
+        #: accuracy it would have to select on test data. Only looking archs up is left.
+        self.no_validation = None
         if valid_gaps.all() or np.isnan(self.visible["valid_acc"]).all():
             source = (provenance.get("source") or {}).get("split_names")
-            raise QueryError(
+            self.no_validation = (
                 f"table {getattr(table, 'path', '')} has no validation accuracy"
                 + (f" (source splits {source})" if source else "")
                 + ": a search would have to select on test data; use a table with a "
@@ -278,8 +281,14 @@ class _TableView:
         return self._arch_metrics
 
 
-def table_view(table) -> _TableView:
-    """Return the simulator's cached view of ``table`` (built on first use)."""
+def table_view(table, *, search: bool = True) -> _TableView:
+    """Return the simulator's cached view of ``table`` (built on first use).
+
+    With ``search`` (the default) a table without validation accuracy is
+    refused (:class:`QueryError`): a search on it would select on test data.
+    ``search=False`` is for looking up archs found some other way (a
+    weight-sharing method's derived arch).
+    """
     view = getattr(table, "_simulator_view", None)
     if view is None:
         view = _TableView(table)
@@ -287,6 +296,8 @@ def table_view(table) -> _TableView:
             table._simulator_view = view
         except AttributeError:  # a table type without a __dict__: rebuild each time
             pass
+    if search and view.no_validation:
+        raise QueryError(view.no_validation)
     return view
 
 

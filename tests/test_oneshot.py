@@ -28,6 +28,7 @@ from nasbench_harness.oneshot import (
     run_oneshot,
     table_recipe,
 )
+from nasbench_harness.simulator import Simulator
 from nasbench_harness.table import open_table
 from nasbench_harness.train import Recipe
 
@@ -428,6 +429,36 @@ def test_end_to_end_on_the_fixture_table(table, tiny, name):
     np.testing.assert_allclose(trace.regret, trace.best_test_acc - trace.incumbent_test_acc)
     assert trace.budget_s == trace.time_s[-1]
     json.dumps(trace.to_dict())
+
+
+class _NoValidation:
+    """The fixture table as a table without a validation split (NB201 ``cifar10``)."""
+
+    _simulator_view = None  # its own view, never the wrapped table's cached one
+
+    def __init__(self, table):
+        self._table = table
+
+    def __getattr__(self, name):
+        return getattr(self._table, name)
+
+    def array(self, metric):
+        values = self._table.array(metric)
+        return np.full_like(values, np.nan) if metric.startswith("valid_") else values
+
+
+def test_weight_sharing_scores_on_a_table_without_validation(table, tiny):
+    # A one-shot method selects on its own data; the table only scores its answer, so a
+    # table without validation accuracy (refused for a tabular search) must still work.
+    recipe, splits = tiny
+    no_valid = _NoValidation(table)
+    with pytest.raises(NasbenchError, match="no validation accuracy"):
+        Simulator(no_valid, budget_s=1e4)
+    trace, run = run_oneshot(no_valid, "darts", seed=0, recipe=recipe, splits=splits, **FAST)
+    assert np.isnan(trace.incumbent_valid_acc).all()
+    for k, arch in enumerate(trace.arch):
+        assert trace.incumbent_test_acc[k] == table.query(int(arch), metric="test_acc")
+    json.dumps(trace.to_dict(), allow_nan=True)
 
 
 def test_cli_search_list_run_and_errors(tmp_path, capsys):

@@ -99,7 +99,7 @@ def oneshot_trace(
     table, run: SearchRun, recipe: Any = None, *, recipe_source: str = "table provenance"
 ) -> Trace:
     """The :class:`Trace` of a finished weight-sharing run, scored from ``table``."""
-    view = table_view(table)
+    view = table_view(table, search=False)  # the method selected on its own data
     arch = np.asarray(run.archs, dtype=np.int64)
     rows = view.rows[arch]
     inc_test = view.final_test[rows]
