@@ -39,6 +39,7 @@ import multiprocessing
 import os
 import platform
 import re
+import shlex
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -405,12 +406,19 @@ def make_plan(config: CompareConfig) -> Plan:
 _WORKER_TABLES: dict[str, Any] = {}
 
 
-def _worker_table(path: str):
+def _worker_table(path: str, checksum: str):
+    """The table at ``path``, opened once per process; refused if it is not the planned one."""
     table = _WORKER_TABLES.get(path)
     if table is None:
         from nasbench_harness.table import open_table
 
         table = _WORKER_TABLES[path] = open_table(path)
+    if table.checksum != checksum:  # replaced since the plan: its runs would get the old key
+        raise NasbenchError(
+            f"table {path} changed while compare ran (checksum {table.checksum[:12]}, planned "
+            f"{checksum[:12]}): rerun the same command; the runs already stored are kept "
+            "under the old table's checksum"
+        )
     return table
 
 
@@ -419,7 +427,8 @@ def execute_run(spec: RunSpec, table=None) -> RunRecord:
     from algorithms.registry import make_algorithm
     from nasbench_harness.simulator import run_search
 
-    table = table if table is not None else _worker_table(spec.task.table_path)
+    if table is None:
+        table = _worker_table(spec.task.table_path, spec.task.table_checksum)
     algorithm = make_algorithm(spec.algorithm, seed=spec.seed, **json.loads(spec.params_json))
     trace = run_search(
         table,
@@ -451,24 +460,39 @@ def _worker_init() -> None:
 
 
 def read_runs(path: Path) -> dict[str, RunRecord]:
-    """Records of a runs file by key; a torn or foreign line is dropped (and the file rewritten)."""
+    """Records of a runs file by key.
+
+    A torn line (not a JSON object: a run cut off while it was written) is
+    dropped and the file rewritten without it, so the run is done again. A
+    whole record this version cannot read (another format, written by
+    other code) is skipped but kept on disk. A last line without its newline
+    gets one, so that the next record appended does not run into it.
+    """
     if not path.exists():
         return {}
     records: dict[str, RunRecord] = {}
-    good_lines = []
-    bad = 0
+    kept_lines = []
+    rewrite = False
     with path.open("r", encoding="utf-8") as handle:
         for line in handle:
+            if not line.endswith("\n"):
+                rewrite = True
+            try:
+                whole = isinstance(json.loads(line), dict)
+            except ValueError:
+                whole = False
+            if not whole:
+                rewrite = True
+                continue
+            kept_lines.append(line if line.endswith("\n") else line + "\n")
             try:
                 record = RunRecord.from_json(line)
             except (ValueError, TypeError, KeyError):
-                bad += 1
-                continue
+                continue  # another version's record: not reused, not deleted
             records[record.key] = record
-            good_lines.append(line if line.endswith("\n") else line + "\n")
-    if bad:  # rewrite without the torn line(s), atomically
+    if rewrite:  # without the torn line(s), with every newline, atomically
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text("".join(good_lines), encoding="utf-8")
+        tmp.write_text("".join(kept_lines), encoding="utf-8")
         os.replace(tmp, path)
     return records
 
@@ -541,11 +565,16 @@ def run_plan(plan: Plan, *, jobs: int | None = None, progress: bool = True) -> R
         bar.update(1)
 
     def failed(spec: RunSpec, exc: BaseException) -> NasbenchError:
+        params = [
+            f"--param {shlex.quote(f'{k}={json.dumps(v)}')}"
+            for k, v in json.loads(spec.params_json).items()
+        ]
         return NasbenchError(
             f"run {spec.algorithm} seed {spec.seed} on {spec.task.id} failed: {exc}; reproduce with "
-            f"`nasbench search {spec.task.table_path} --algorithm {spec.algorithm} --seed {spec.seed}"
+            f"`nasbench search {shlex.quote(spec.task.table_path)} --algorithm "
+            f"{shlex.quote(spec.algorithm)} --seed {spec.seed}"
             f" --budget {spec.task.budget_s!r} --workers {spec.task.workers}"
-            f"{' --eval-time' if spec.task.eval_time else ''}`"
+            f"{' --eval-time' if spec.task.eval_time else ''}{''.join(' ' + p for p in params)}`"
         )
 
     try:
@@ -554,8 +583,6 @@ def run_plan(plan: Plan, *, jobs: int | None = None, progress: bool = True) -> R
             for spec in todo:
                 try:
                     record = execute_run(spec, tables.get(spec.task.table_path))
-                except NasbenchError:
-                    raise
                 except Exception as exc:
                     raise failed(spec, exc) from exc
                 store(spec, record)
@@ -571,8 +598,6 @@ def run_plan(plan: Plan, *, jobs: int | None = None, progress: bool = True) -> R
                         spec = futures[future]
                         try:
                             record = future.result()
-                        except NasbenchError:
-                            raise
                         except Exception as exc:
                             raise failed(spec, exc) from exc
                         store(spec, record)
@@ -947,7 +972,13 @@ def compare(config: CompareConfig, *, progress: bool = True) -> CompareResult:
 
     start = time.perf_counter()
     plan = make_plan(config)
-    plan.out.mkdir(parents=True, exist_ok=True)
+    try:
+        plan.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission
+        raise NasbenchError(
+            f"--out {plan.out}: cannot make the output folder ({exc.strerror or exc}); "
+            "give a folder that can be written"
+        ) from None
     outcome = run_plan(plan, jobs=config.jobs, progress=progress)
     summary, frame = analyse(plan, outcome, n_resamples=config.bootstrap_resamples)
     paths = report.write_report(

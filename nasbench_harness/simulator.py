@@ -344,6 +344,8 @@ class Simulator:
             raise BudgetError(f"budget {budget_s!r} s is not a positive number of seconds")
         if int(workers) != workers or workers < 1:
             raise BudgetError(f"workers={workers!r}: give a whole number >= 1")
+        if isinstance(seed, (bool, np.bool_)) or int(seed) != seed or seed < 0:
+            raise NasbenchError(f"seed={seed!r}: give a whole number >= 0")
         self.table = table
         self.view = table_view(table)
         self.budget_s = float(budget_s)
@@ -363,9 +365,13 @@ class Simulator:
     def _answer(self, proposal: Proposal, started_at: float) -> tuple[Result, int]:
         view = self.view
         arch = proposal.arch
-        if isinstance(arch, (int, np.integer)) and 0 <= arch < view.rows.size:
+        if (
+            isinstance(arch, (int, np.integer))
+            and not isinstance(arch, (bool, np.bool_))
+            and 0 <= arch < view.rows.size
+        ):
             index = int(arch)
-        else:
+        else:  # a string, an encoding, or an int out of range or a bool (refused there)
             index = view.space.index(arch)
         epoch = proposal.epoch
         if epoch is None:

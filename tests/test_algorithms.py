@@ -568,3 +568,6 @@ def test_cli_search_errors_are_one_line(capsys):
     argv = ["compare", "--table", str(FIXTURE), "--runs", "1", "--param", "rea:seed=1"]
     assert main(argv) == 2
     assert "the seed is not a hyperparameter" in capsys.readouterr().err
+    assert main(["search", str(FIXTURE), "-a", "random", "--seed", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "--seed -1: give a seed >= 0" in err and err.count("\n") == 1

@@ -123,6 +123,53 @@ def test_interrupted_compare_resumes_only_missing_runs(first, tmp_path):
         assert (out / name).read_bytes() == (first.out / name).read_bytes(), name
 
 
+def test_resume_keeps_foreign_records_and_mends_a_missing_newline(first, tmp_path):
+    out = tmp_path / "foreign"
+    shutil.copytree(first.out, out)
+    (runs,) = (out / "runs").glob("*.jsonl")
+    lines = runs.read_text().splitlines(keepends=True)
+    foreign = json.dumps({**json.loads(lines[0]), "format": 99, "key": "other"}) + "\n"
+    # a record of another format in the middle; the last line has lost its newline
+    runs.write_text("".join(lines[:3]) + foreign + "".join(lines[3:]).rstrip("\n"))
+    resumed = compare(small_config(out), progress=False)
+    assert resumed.n_skipped == 10 and resumed.n_done == 0
+    text = runs.read_text()
+    assert foreign in text and text.endswith("\n")  # kept on disk, newline mended
+    assert text.splitlines(keepends=True) == [*lines[:3], foreign, *lines[3:]]
+    # a new run appended after the mended last line is its own record
+    more = compare(small_config(out, runs=6), progress=False)
+    assert more.n_done == 2 and more.n_skipped == 10
+    again = compare(small_config(out, runs=6), progress=False)
+    assert again.n_done == 0 and again.n_skipped == 12
+
+
+def test_workers_refuse_a_table_replaced_since_the_plan():
+    from nasbench_harness.compare import _worker_table
+
+    table = _worker_table(str(FIXTURE), open_table(FIXTURE).checksum)
+    assert table.path == FIXTURE
+    with pytest.raises(NasbenchError, match="changed while compare ran"):
+        _worker_table(str(FIXTURE), "0" * 64)
+
+
+def test_a_failed_run_names_itself_and_its_hyperparameters(tmp_path):
+    path = tmp_path / "boom.py"
+    path.write_text(
+        "from algorithms.regularized_evolution import RegularizedEvolution\n\n\n"
+        "class Boom(RegularizedEvolution):\n    name = ''\n\n"
+        "    def ask(self):\n        raise ValueError('boom')\n"
+    )
+    algo = f"{path}:Boom"
+    config = small_config(
+        tmp_path / "out", algorithms=(algo,), params={algo: {"population_size": 7}}, runs=1
+    )
+    with pytest.raises(NasbenchError) as info:
+        compare(config, progress=False)
+    message = str(info.value)
+    assert f"run {algo} seed 0" in message and "boom" in message
+    assert "--param population_size=7" in message and "--param sample_size=3" in message
+
+
 def test_changed_hyperparameters_are_new_runs(first, tmp_path):
     out = tmp_path / "params"
     shutil.copytree(first.out, out)
@@ -255,6 +302,8 @@ def test_budget_parsing():
         (["--algorithms", "no-such-algo"], "unknown algorithm"),
         (["--runs", "0"], "--runs"),
         (["--param", "rea=1"], "ALGO:KEY=VALUE"),
+        (["--param", "rea:=1"], "ALGO:KEY=VALUE"),
+        (["--out", str(FIXTURE)], "--out"),
     ],
 )
 def test_cli_bad_input_is_one_line_error(tmp_path, capsys, args, message):
@@ -281,3 +330,12 @@ def test_headline_follows_the_paired_test_when_the_mean_disagrees():
     means = {name: float(values.mean()) for name, values in consistent.items()}
     line = _headline("t", stats.pairwise_tests(consistent), means)
     assert line.startswith("REA reaches lower final regret than random search in 100%")
+
+
+def test_params_of_an_algorithm_named_by_path():
+    from nasbench_harness.commands.compare import _parse_params
+
+    assert _parse_params(["dir/mine.py:Mine:population_size=20", "rea:tag=a:b"]) == {
+        "dir/mine.py:Mine": {"population_size": 20},
+        "rea": {"tag": "a:b"},
+    }

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from algorithms.base import Algorithm
-from nasbench_harness.errors import BudgetError, QueryError
+from nasbench_harness.errors import BudgetError, NasbenchError, QueryError
 from nasbench_harness.simulator import (
     Proposal,
     Result,
@@ -337,6 +337,11 @@ def test_bad_inputs_raise_clear_errors(table):
         Simulator(table, budget_s=10, workers=0)
     with pytest.raises(QueryError, match="epoch 9"):
         run_search(table, Scripted(script=[(1, 9)]), budget_s=10.0)
+    for seed in (-1, 1.5):
+        with pytest.raises(NasbenchError, match="seed"):
+            Simulator(table, budget_s=10, seed=seed)
+    with pytest.raises(NasbenchError, match="bool"):  # not arch 1, as the space says
+        run_search(table, Scripted(script=[(True, None)]), budget_s=10.0)
 
 
 def test_arch_strings_and_tuples_are_accepted(table):

@@ -92,12 +92,15 @@ def _parse_params(items: list[str]) -> dict[str, dict]:
 
     out: dict[str, dict] = {}
     for item in items:
-        algo, sep, rest = item.partition(":")
-        if not sep or not algo or "=" not in rest:
+        # split at the first '=' (a value may hold ':'), then at the last ':' of the left
+        # part (an algorithm named by path, dir/mine.py:Mine, holds ':' itself)
+        left, eq, value = item.partition("=")
+        algo, sep, key = left.rpartition(":")
+        if not eq or not sep or not algo or not key:
             raise NasbenchError(
                 f"--param {item!r}: write ALGO:KEY=VALUE, e.g. --param rea:population_size=20"
             )
-        out.setdefault(algo, {}).update(parse_param_strings([rest]))
+        out.setdefault(algo, {}).update(parse_param_strings([f"{key}={value}"]))
     return out
 
 

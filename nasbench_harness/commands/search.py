@@ -110,6 +110,8 @@ def run(args) -> int:
         return 0
     if not args.algorithm:
         raise NasbenchError("give --algorithm NAME (see `nasbench search --list`)")
+    if args.seed < 0:
+        raise NasbenchError(f"--seed {args.seed}: give a seed >= 0")
     from nasbench_harness.table import open_table
 
     if args.algorithm in list_weight_sharing():
