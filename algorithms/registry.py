@@ -175,6 +175,12 @@ def get_algorithm_class(name_or_path: str) -> type[Algorithm]:
     raise NasbenchError(message)
 
 
+def import_errors() -> dict[str, str]:
+    """Modules of the :mod:`algorithms` package that failed to import, with their errors."""
+    _discover()
+    return dict(_import_errors)
+
+
 def list_algorithms() -> dict[str, str]:
     """Registered names with the first line of each class docstring."""
     out = {}
@@ -203,11 +209,12 @@ def code_fingerprint(name_or_path: str) -> str:
     """A hash of the code a search with this algorithm runs: 16 hex digits.
 
     It covers every module of the :mod:`algorithms` package (shared helpers
-    and parent classes included), the simulator and the search spaces, and
-    the file that defines the algorithm's class when that lies outside the
-    package (a user's own algorithm). ``nasbench compare`` keys its runs with
-    it, so that results of other code are never resumed as if they were
-    this code's.
+    and parent classes included), the simulator, the search spaces, the
+    table reader and schema, and the file that defines the algorithm's class
+    when that lies outside the package (a user's own algorithm; modules that
+    file imports are not covered: after changing only those, give compare a
+    new ``--out``). ``nasbench compare`` keys its runs with it, so that
+    results of other code are never resumed as if they were this code's.
     """
     shared = _shared_code()
     files = [(path.name, data) for path, data in shared]
@@ -228,6 +235,8 @@ def _shared_code() -> tuple[tuple[Path, bytes], ...]:
     harness = Path(nasbench_harness.__file__).parent
     files = sorted(p.resolve() for d in algorithms.__path__ for p in Path(d).glob("*.py"))
     files += [harness / "simulator.py", harness / "space.py", harness / "space_nb101.py"]
+    # what a table answers: its offered fidelities (schema.NotRecorded) and rows (reader)
+    files += [harness / "table" / "schema.py", harness / "table" / "reader.py"]
     return tuple((path, path.read_bytes()) for path in files)
 
 

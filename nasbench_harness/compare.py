@@ -253,9 +253,20 @@ QUERY_COST = {
 
 
 def tabular_algorithms() -> list[str]:
-    """Registered algorithms that run against a table (``tabular`` not set to False)."""
-    from algorithms.registry import get_algorithm_class, list_algorithms
+    """Registered algorithms that run against a table (``tabular`` not set to False).
 
+    Refuses (:class:`NasbenchError`) while a module of the package fails to
+    import: a compare of "every algorithm" would silently leave it out.
+    """
+    from algorithms.registry import get_algorithm_class, import_errors, list_algorithms
+
+    broken = import_errors()
+    if broken:
+        raise NasbenchError(
+            "algorithm modules failed to import: "
+            + "; ".join(f"{m} ({e})" for m, e in broken.items())
+            + ": fix or move them, or name the algorithms to compare with --algorithms"
+        )
     return [n for n in list_algorithms() if getattr(get_algorithm_class(n), "tabular", True)]
 
 
@@ -910,9 +921,11 @@ def proxy_summary(table, label: str | None = None, *, n_resamples: int = 1000) -
     """Rank correlations of every stored proxy with the table's truth, or None without proxies.
 
     Truth: seed-mean last-epoch test accuracy. A proxy's score per arch is
-    the mean over its stored seeds. Correlations are over the unique
-    architectures (one per isomorphism class), all of them and the connected
-    ones only; percentile bootstrap CIs over architectures. The noise
+    the mean over its stored seeds. Correlations are over the table's
+    distinct rows (``table.canonical``: one per isomorphism class in a built
+    table; every arch in one that trained each arch separately, as an NB201
+    import does; ``archs`` says which), all of them and the connected ones
+    only; percentile bootstrap CIs over them. The noise
     ceiling is :meth:`Table.noise_ceiling` of ``test_acc`` (seed vs seed).
     """
     names = list(getattr(table, "proxy_names", []) or [])
@@ -922,9 +935,14 @@ def proxy_summary(table, label: str | None = None, *, n_resamples: int = 1000) -
     connected = np.asarray(table.space.connected)[reps]
     with np.errstate(all="ignore"):
         truth = np.nanmean(np.asarray(table.array("test_acc"))[reps, :, -1], axis=1)
+    grouped = reps.size < len(table.canonical)
     out = {
         "table": label or _table_stem(table),
         "truth": "seed-mean last-epoch test_acc",
+        "n_archs": int(reps.size),
+        "archs": "one per isomorphism class"
+        if grouped
+        else "every arch (the table trained isomorphic cells separately)",
         "proxies": {},
     }
     for i, name in enumerate(names):

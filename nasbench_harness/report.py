@@ -697,8 +697,8 @@ def _write_report(summary: dict, frame: pd.DataFrame, out: Path, run_info) -> di
         section(f"Proxies stored in {proxies['table']}")
         para(
             "Rank correlation of each stored proxy (mean over its seeds) with the table's "
-            "seed-mean final test accuracy, over the unique architectures; 95% percentile "
-            "bootstrap CIs over architectures. The noise ceiling is the rank correlation of the "
+            f"seed-mean final test accuracy, over {proxies['n_archs']:,} architectures "
+            f"({proxies['archs']}); 95% percentile bootstrap CIs over them. The noise ceiling is the rank correlation of the "
             "table's test accuracy between two training seeds (how well one training run predicts "
             "another); the seed-mean truth used here is less noisy than one seed, so it is a "
             "reference line, not a hard bound."

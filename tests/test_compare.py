@@ -207,6 +207,21 @@ def test_code_fingerprint_follows_the_algorithm_file(tmp_path):
     )
     path.write_text(source + "# edited\n")
     assert code_fingerprint(f"{path}:Mine") != mine
+    # the table code that decides what a query answers is covered too
+    from algorithms.registry import _shared_code
+
+    assert {"reader.py", "schema.py", "simulator.py"} <= {p.name for p, _ in _shared_code()}
+
+
+def test_every_algorithm_compare_refuses_while_a_module_is_broken(monkeypatch):
+    import algorithms.registry as registry
+
+    from nasbench_harness.compare import tabular_algorithms
+
+    assert "rea" in tabular_algorithms()
+    monkeypatch.setitem(registry._import_errors, "algorithms.mine", "SyntaxError: oops")
+    with pytest.raises(NasbenchError, match=r"algorithms\.mine \(SyntaxError: oops\)"):
+        tabular_algorithms()
 
 
 def test_charging_evaluation_time_makes_new_runs_with_fewer_queries(first, tmp_path):

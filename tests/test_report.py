@@ -89,6 +89,10 @@ def test_friedman_and_proxies_in_summary(report):
     assert set(proxies["proxies"]) == {"noisy_truth", "params"}
     table = open_table(table_path)
     reps = np.unique(table.space.canonical_ids)
+    assert proxies["n_archs"] == reps.size and proxies["archs"] == "one per isomorphism class"
+    assert f"over {reps.size:,} architectures (one per isomorphism class)" in (
+        result.report_md.read_text()
+    )
     truth = np.nanmean(np.asarray(table.array("test_acc"))[reps, :, -1], axis=1)
     score = np.asarray(table.array("params"))[reps]
     ok = np.isfinite(truth) & np.isfinite(score)

@@ -4,7 +4,8 @@ For every proxy stored in the table (``kind`` "training-free" unless its
 attributes say otherwise, as the one-shot proxy's do), and for the table's
 own seed-mean validation accuracy after each epoch e (``valid_acc@e``, a
 low-fidelity proxy), against two truths, the seed-mean last-epoch ``valid_acc`` and
-``test_acc``, over the distinct archs (one per isomorphism class), both over
+``test_acc``, over the table's distinct rows (one per isomorphism class in a
+built table; every arch in an NB201 import, which trained each separately), both over
 all of them and over the connected ones only (disconnected cells train to
 chance level):
 
