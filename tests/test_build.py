@@ -37,6 +37,7 @@ from nasbench_harness.build.store import (
 )
 from nasbench_harness.errors import BuildError
 from nasbench_harness.space import get_space
+from nasbench_harness.table import open_table
 
 #: A tiny real recipe: trains in well under a second per arch on one core.
 TINY = {
@@ -273,6 +274,35 @@ def test_disagreeing_duplicates_name_both_files(tmp_path):
     with pytest.raises(BuildError) as error:
         merge([out], tmp_path / "t.h5")
     assert str(part) in str(error.value) and str(other) in str(error.value)
+
+
+def test_rows_read_from_other_data_folders_merge_and_other_data_is_refused(tmp_path):
+    # One data set reached through different folders (two machines, a symlink) is one
+    # build; data that differs in anything else is not.
+    settings = fake_settings(limit=4, seeds=(0,))
+    out = tmp_path / "b"
+    build(settings, out)
+    (part,) = build_files(out)
+    content = read_rows(part)
+    part.unlink()
+    folders = ("/mnt/a/cifar-10-batches-py", "/home/b/cifar-10-batches-py")
+    for k, row in enumerate(content.rows):
+        info = {**content.dataset_info, "files": folders[k % 2]}
+        write_rows(out / "rows" / f"{row.arch}-{row.seed}.h5", [row], settings, info)
+    result = merge([out], tmp_path / "t.h5")
+    assert result.complete and result.n_rows == 4
+    recorded = open_table(result.path).provenance["dataset"]["files"]
+    assert sorted(recorded.split(" | ")) == sorted(folders)
+    assert build(settings, out).n_trained == 0  # a resume reads them as one build too
+    (part,) = build_files(out)  # compacted, with both folders
+    assert sorted(read_rows(part).dataset_info["files"].split(" | ")) == sorted(folders)
+    row = content.rows[0]
+    other = {**content.dataset_info, "scaling": "something else"}
+    stray = write_rows(out / "rows" / f"{row.arch}-{row.seed}.h5", [row], settings, other)
+    with pytest.raises(BuildError) as error:
+        merge([out], tmp_path / "t2.h5")
+    assert str(stray) in str(error.value) and str(part) in str(error.value)
+    assert "keep the rows of one of them" in str(error.value)
 
 
 def test_rows_of_another_build_are_refused(tmp_path):

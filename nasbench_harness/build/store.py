@@ -273,6 +273,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+#: The key of a row's ``dataset_info`` that names where the data was read
+#: (a CIFAR folder): it differs between machines of one build, so it is left
+#: out when rows' data sets are compared, and the merged table lists each.
+LOCAL_DATA_KEY = "files"
+
+
+def _same_data(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two rows' ``dataset_info`` describe the same data (the local folder aside)."""
+    strip = lambda info: {k: v for k, v in dict(info).items() if k != LOCAL_DATA_KEY}  # noqa: E731
+    return strip(a) == strip(b)
+
+
 @dataclass
 class RowIndex:
     """Rows of one build, de-duplicated by (arch, seed), with the file each came from."""
@@ -283,6 +295,12 @@ class RowIndex:
     sources: dict[Task, Path] = field(default_factory=dict)
     n_duplicates: int = 0
     first_source: str = ""
+    dataset_source: str = ""  # the file whose dataset_info came first
+
+    def data_locations(self) -> list[str]:
+        """Where the rows' data was read from (machine-local folders; empty if not recorded)."""
+        text = (self.dataset_info or {}).get(LOCAL_DATA_KEY)
+        return [] if text is None else str(text).split(" | ")
 
     def add_file(self, rowfile: RowFile) -> None:
         """Add a file's rows; other build settings or disagreeing duplicates are errors."""
@@ -298,13 +316,24 @@ class RowIndex:
                 "merge the files of one build only, or move this file out of the build directory"
             )
         if self.dataset_info is None:
-            self.dataset_info = rowfile.dataset_info
-        elif dict(rowfile.dataset_info) != dict(self.dataset_info):
+            self.dataset_info = dict(rowfile.dataset_info)
+            self.dataset_source = str(rowfile.path)
+        elif _same_data(rowfile.dataset_info, self.dataset_info):
+            here = rowfile.dataset_info.get(LOCAL_DATA_KEY)
+            locations = self.data_locations()
+            new = [p for p in ([] if here is None else str(here).split(" | ")) if p not in locations]
+            if new:
+                self.dataset_info = {
+                    **self.dataset_info,
+                    LOCAL_DATA_KEY: " | ".join([*locations, *new]),
+                }
+        else:
             raise BuildError(
-                f"{rowfile.path}: data set {rowfile.dataset_info} differs from "
-                f"{self.dataset_info} of {self.first_source} under the same settings (the data "
-                "loader gave other splits on another machine or version); rebuild these rows on "
-                "one software version"
+                f"{rowfile.path}: data set {dict(rowfile.dataset_info)} differs from "
+                f"{dict(self.dataset_info)} of {self.dataset_source} under the same settings "
+                "(the data loader gave other splits on another machine or version); keep the "
+                "rows of one of them (move the other files out of the build directory) and "
+                "rerun the build to train the rest again"
             )
         for row in rowfile.rows:
             key = row.task
