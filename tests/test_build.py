@@ -257,6 +257,36 @@ def test_crash_between_compaction_and_delete_is_deduplicated(tmp_path):
     assert again.n_trained == 0 and not list((out / "rows").glob("*.h5"))
 
 
+def test_scan_survives_a_concurrent_compaction(tmp_path, monkeypatch):
+    # Another job of the build compacts its row files into a part between this scan's
+    # listing and its reading of them: the rows are found in the new part, none is lost.
+    import nasbench_harness.build.store as store
+
+    settings = fake_settings(limit=4, seeds=(0,))
+    out = tmp_path / "b"
+    build(settings, out)
+    (part,) = build_files(out)
+    content = read_rows(part)
+    part.unlink()
+    rows = [
+        write_rows(out / "rows" / f"{r.arch}-{r.seed}.h5", [r], settings, content.dataset_info)
+        for r in content.rows
+    ]
+    real = store.read_rows
+    compacted = []
+
+    def racing(path):
+        if Path(path).parent.name == "rows" and not compacted:
+            compacted.append(None)  # once; compact() reads the rows through here too
+            compacted[0] = store.compact(out, rows, settings, None)
+        return real(path)
+
+    monkeypatch.setattr(store, "read_rows", racing)
+    result = merge([out], tmp_path / "t.h5")
+    assert compacted[0].is_file() and not any(p.exists() for p in rows)
+    assert result.complete and result.n_rows == 4 and result.n_duplicates == 0
+
+
 def test_disagreeing_duplicates_name_both_files(tmp_path):
     settings = fake_settings(limit=4, seeds=(0,))
     out = tmp_path / "b"

@@ -51,8 +51,7 @@ def _collect(inputs: Sequence[str | os.PathLike]) -> RowIndex:
     for item in map(Path, inputs):
         if item.is_dir():
             settings = read_build_dir_settings(item)
-            files = build_files(item)
-            if settings is None and not files:
+            if settings is None and not build_files(item):
                 raise BuildError(
                     f"{item}: not a build directory (no {SETTINGS_FILE}, no part or row files); "
                     "give the --out directory of `nasbench build` or its part files"
@@ -65,7 +64,7 @@ def _collect(inputs: Sequence[str | os.PathLike]) -> RowIndex:
                         f"{item / SETTINGS_FILE} is another build than {index.first_source}; "
                         "merge the directories of one build only"
                     )
-            index.add_paths(files)
+            index.add_directory(item)
         elif item.is_file():
             index.add_file(read_rows(item))
         else:

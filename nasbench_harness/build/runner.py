@@ -41,10 +41,8 @@ from nasbench_harness.build.plan import (
 )
 from nasbench_harness.build.store import (
     RowIndex,
-    build_files,
     clean_tmp_files,
     compact,
-    read_rows,
     row_path,
 )
 from nasbench_harness.build.worker import WorkerSpec, code_version
@@ -209,8 +207,7 @@ def run_build(
     tasks = plan_tasks(settings, shard)
     mine = set(tasks)
     index = RowIndex(settings=settings, first_source=str(out / "build.json"))
-    for path in build_files(out):
-        index.add_file(read_rows(path))
+    index.add_directory(out)
     committer = _Committer(out, settings, shard, index)
     committer.compact_all(mine)  # rows a killed run left behind
     pending = [t for t in tasks if t not in index.rows]

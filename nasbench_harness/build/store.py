@@ -200,7 +200,7 @@ def read_rows(path: str | os.PathLike) -> RowFile:
             columns: dict[str, Any] = {name: f[name][()] for name in SCALARS + INTEGERS}
             for name in STRINGS:
                 columns[name] = [v.decode() for v in f[name][()]]
-    except BuildError:
+    except (BuildError, FileNotFoundError):  # gone: compacted by a concurrent job (see scan)
         raise
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise _corrupt(path, f"{type(exc).__name__}: {exc}") from None
@@ -352,6 +352,36 @@ class RowIndex:
     def add_paths(self, paths: Iterable[str | os.PathLike]) -> None:
         for path in paths:
             self.add_file(read_rows(path))
+
+    def add_directory(self, out: str | os.PathLike) -> None:
+        """Add every part and row file of the build directory ``out``.
+
+        Safe while other jobs of the build (shards, a running build) commit
+        and compact in it: a compaction renames its part file into place
+        before it deletes the row files it holds, and part files are never
+        deleted. So row files are listed before part files, and when a listed
+        row file is gone by the time it is read, the part files are listed
+        again: the part holding its rows is among them.
+        """
+        out = Path(out)
+        row_files = sorted((out / ROWS_DIR).glob("*.h5"))
+        read = set()
+
+        def add_new_parts() -> None:
+            for part in sorted((out / SHARDS_DIR).glob("part-*.h5")):
+                if part not in read:
+                    read.add(part)
+                    self.add_file(read_rows(part))
+
+        add_new_parts()
+        vanished = False
+        for path in row_files:
+            try:
+                self.add_file(read_rows(path))
+            except FileNotFoundError:
+                vanished = True
+        if vanished:
+            add_new_parts()
 
 
 def compact(
