@@ -436,6 +436,8 @@ def train_arch(
                 ("test_acc", test_acc),
                 ("test_loss", test_loss),
             ):
+                if name.endswith("_loss") and not math.isfinite(value):
+                    value = math.inf  # diverged (NaN or inf in the sum): NaN means not measured
                 curves[name][epoch] = value
 
     latency_ms = models.measure_latency_ms(model, input_shape, device)

@@ -287,6 +287,54 @@ def test_scan_survives_a_concurrent_compaction(tmp_path, monkeypatch):
     assert result.complete and result.n_rows == 4 and result.n_duplicates == 0
 
 
+def test_remerge_keeps_stored_proxies_and_refuses_to_drop_others(tmp_path):
+    from nasbench_harness.table import store_proxy
+
+    settings = fake_settings(limit=4, seeds=(0,))
+    build(settings, tmp_path / "b")
+    table_path = merge([tmp_path / "b"], tmp_path / "t.h5").path
+    n = open_table(table_path).space.n_archs
+    scores = np.arange(n, dtype=np.float64)
+    store_proxy(table_path, "naswot", scores, {"definition": "a test score", "seeds": [0]})
+    again = merge([tmp_path / "b"], table_path)  # e.g. to measure latencies again
+    table = open_table(again.path)
+    assert again.path == table_path and table.proxy_names == ("naswot",)
+    reps = np.asarray(table.canonical)
+    np.testing.assert_array_equal(np.ravel(table.array("proxy/naswot")), scores[reps])
+    assert table.proxy_attrs["naswot"]["definition"] == "a test score"
+    assert table.provenance["kept_proxies"]["names"] == ["naswot"]
+    # another recipe's build would drop them: refused, the table left as it was
+    build(fake_settings(limit=4, seeds=(0,), epochs=4), tmp_path / "other")
+    before = table_path.read_bytes()
+    with pytest.raises(BuildError, match="holds stored proxies \\(naswot\\)"):
+        merge([tmp_path / "other"], table_path)
+    assert table_path.read_bytes() == before
+    stranger = tmp_path / "notes.h5"
+    stranger.write_text("my notes")
+    with pytest.raises(BuildError, match="not a readable table"):
+        merge([tmp_path / "b"], stranger)
+    assert stranger.read_text() == "my notes"
+
+
+def test_a_table_failing_validation_does_not_replace_the_good_one(tmp_path):
+    settings = fake_settings(limit=4, seeds=(0,))
+    out = tmp_path / "b"
+    build(settings, out)
+    good = merge([out], tmp_path / "t.h5")
+    assert good.complete and not good.problems
+    before = good.path.read_bytes()
+    (part,) = build_files(out)
+    content = read_rows(part)
+    part.unlink()
+    first, *rest = content.rows
+    broken = replace(first, curves={**first.curves, "valid_loss": np.full(3, np.nan)})
+    write_rows(out / "rows" / "broken.h5", [broken, *rest], settings, content.dataset_info)
+    bad = merge([out], good.path)
+    assert bad.complete and bad.problems and bad.path == tmp_path / "t.rejected.h5"
+    assert good.path.read_bytes() == before and bad.path.is_file()
+    assert not list(tmp_path.glob(".*merging*"))
+
+
 def test_disagreeing_duplicates_name_both_files(tmp_path):
     settings = fake_settings(limit=4, seeds=(0,))
     out = tmp_path / "b"

@@ -88,6 +88,14 @@ def test_disconnected_arch_trains_to_chance(splits):
     assert res.valid_acc[-1] < 25  # ten balanced-ish classes, a constant prediction
 
 
+def test_a_diverged_run_records_infinite_losses_not_missing_ones(splits):
+    # NaN in a table means "not measured"; a run whose loss blew up was measured
+    diverged = train_arch(ARCH, 0, Recipe(**{**TINY.to_dict(), "lr": 1e6}), splits)
+    losses = np.stack([diverged.train_loss, diverged.valid_loss, diverged.test_loss])
+    assert not np.isnan(losses).any() and np.isposinf(losses).any()
+    assert np.isfinite(np.stack([diverged.train_acc, diverged.valid_acc])).all()
+
+
 def test_result_arrays_are_read_only(result):
     with pytest.raises(ValueError):
         result.valid_acc[0] = 0.0

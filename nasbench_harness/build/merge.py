@@ -20,6 +20,7 @@ from nasbench_harness.build.plan import (
 )
 from nasbench_harness.build.store import CURVES, RowIndex, build_files, read_rows
 from nasbench_harness.errors import BuildError
+from nasbench_harness.table.validate import HOLES_MARK
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,10 @@ class MergeResult:
 
     ``missing`` are planned (arch, seed) rows with no result (a partial
     build); ``problems`` are what :func:`~nasbench_harness.table.validate_table`
-    found in the written table.
+    found in the written table. ``path`` is the table written: the requested
+    path, or, when the table fails validation for more than the holes of
+    missing rows, :func:`rejected_path` of it (then the requested path was
+    left as it was).
     """
 
     path: Path
@@ -42,6 +46,63 @@ class MergeResult:
     @property
     def complete(self) -> bool:
         return not self.missing
+
+
+def rejected_path(out_path: str | os.PathLike) -> Path:
+    """Where a merged table that fails validation is put (``out_path`` is not replaced)."""
+    out_path = Path(out_path)
+    return out_path.with_name(f"{out_path.stem}.rejected{out_path.suffix}")
+
+
+def _check_out_path(out_path: Path) -> None:
+    if out_path.is_dir():
+        raise BuildError(f"-o {out_path} is a directory; give a file name for the table")
+    if not out_path.parent.is_dir():
+        raise BuildError(
+            f"-o {out_path}: directory {out_path.parent} does not exist; create it first"
+        )
+
+
+def _proxies_to_keep(out_path: Path, provenance: Mapping[str, Any]) -> dict:
+    """Stored proxies of the table at ``out_path`` that stay valid for the new table.
+
+    Proxy scores depend on the space, the data (their batches come from the
+    training split) and the skeleton, not on which rows were trained: a
+    re-merge of the same build (more rows, a latency sweep) keeps them. A file
+    there that is not a table, or one with proxies of another recipe or data
+    set, is refused rather than overwritten.
+    """
+    if not out_path.exists():
+        return {}
+    from nasbench_harness.build.store import same_data
+    from nasbench_harness.errors import NasbenchError
+    from nasbench_harness.table import open_table
+
+    try:
+        old = open_table(out_path)
+    except NasbenchError as exc:
+        raise BuildError(
+            f"-o {out_path} exists and is not a readable table ({exc}); the merge would "
+            "overwrite it: give another -o, or move the file away first"
+        ) from None
+    if not old.proxy_names:
+        return {}
+    before = old.provenance
+    same = (
+        before.get("space") == provenance["space"]
+        and before.get("recipe") == provenance["recipe"]
+        and same_data(before.get("dataset") or {}, provenance["dataset"])
+    )
+    if not same:
+        raise BuildError(
+            f"-o {out_path} holds stored proxies ({', '.join(old.proxy_names)}) of a table of "
+            "another space, recipe or data set; the merge would drop them: give another -o, "
+            "or move the file away first"
+        )
+    return {
+        name: (np.asarray(old.array(f"proxy/{name}")), dict(old.proxy_attrs[name]))
+        for name in old.proxy_names
+    }
 
 
 def _collect(inputs: Sequence[str | os.PathLike]) -> RowIndex:
@@ -117,12 +178,20 @@ def merge(
     :func:`~nasbench_harness.build.latency.sweep_latency` (keyword arguments
     in ``latency_options``), so that all latencies come from one stretch of
     time on one device. The provenance key ``latency`` says which.
+
+    The table is written beside ``out_path`` and validated there first; only
+    a table that passes (holes of missing rows aside) replaces ``out_path``,
+    and proxies stored in the table it replaces are carried over when that
+    table has the same space, recipe and data set (otherwise the merge is
+    refused before any work, as it is for a file there that is not a table).
     """
     if latency not in LATENCY_SOURCES:
         raise BuildError(f"latency={latency!r} is not known: use one of {LATENCY_SOURCES}")
     from nasbench_harness.space import get_space
     from nasbench_harness.table import validate_table, write_table
 
+    out_path = Path(out_path)
+    _check_out_path(out_path)  # before any long work (a latency sweep)
     index = _collect(inputs)
     settings = index.settings
     if settings is None:  # pragma: no cover - _collect only returns with rows, hence settings
@@ -220,15 +289,35 @@ def merge(
     provenance["build"]["n_missing_rows"] = len(missing)
     if settings.limit is not None:  # a sample: archs outside it are NaN by design
         provenance["build"]["planned_archs"] = sorted(int(a) for a in arch_order(settings))
-    path = write_table(
-        out_path,
-        space=space,
-        metrics=metrics,
-        arch_metrics={"params": params, "flops": flops, "latency_ms": latency_ms},
-        seeds=seeds,
-        provenance=provenance,
-    )
-    problems = tuple(validate_table(path))
+    kept = _proxies_to_keep(out_path, provenance)
+    if kept:
+        provenance["kept_proxies"] = {
+            "from": str(out_path),
+            "names": sorted(kept),
+            "why": "the table this merge replaced held them, of the same space, recipe and data",
+        }
+    # written and validated beside out_path; it replaces out_path only if it passes
+    trial = out_path.with_name(f".{out_path.name}.merging")
+    try:
+        write_table(
+            trial,
+            space=space,
+            metrics=metrics,
+            arch_metrics={"params": params, "flops": flops, "latency_ms": latency_ms},
+            seeds=seeds,
+            provenance=provenance,
+            proxies=kept,
+        )
+        problems = tuple(validate_table(trial))
+        holes_expected = bool(missing)  # a partial merge: its missing rows are NaN by design
+        if any(not (holes_expected and HOLES_MARK in p) for p in problems):
+            path = rejected_path(out_path)
+            os.replace(trial, path)  # kept for a look; out_path is left as it was
+        else:
+            os.replace(trial, out_path)
+            path = out_path
+    finally:
+        trial.unlink(missing_ok=True)
     return MergeResult(
         path=path,
         n_rows=len(rows),

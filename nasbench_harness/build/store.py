@@ -279,7 +279,7 @@ def _pid_alive(pid: int) -> bool:
 LOCAL_DATA_KEY = "files"
 
 
-def _same_data(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+def same_data(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """Whether two rows' ``dataset_info`` describe the same data (the local folder aside)."""
     strip = lambda info: {k: v for k, v in dict(info).items() if k != LOCAL_DATA_KEY}  # noqa: E731
     return strip(a) == strip(b)
@@ -318,7 +318,7 @@ class RowIndex:
         if self.dataset_info is None:
             self.dataset_info = dict(rowfile.dataset_info)
             self.dataset_source = str(rowfile.path)
-        elif _same_data(rowfile.dataset_info, self.dataset_info):
+        elif same_data(rowfile.dataset_info, self.dataset_info):
             here = rowfile.dataset_info.get(LOCAL_DATA_KEY)
             locations = self.data_locations()
             new = [p for p in ([] if here is None else str(here).split(" | ")) if p not in locations]

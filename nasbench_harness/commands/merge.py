@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from nasbench_harness.commands._common import add_json_flag, emit_json
 
@@ -102,8 +103,13 @@ def run(args: argparse.Namespace) -> int:
         problems = [p for p in problems if HOLES_MARK not in p]
     if problems:
         first = "; ".join(problems[:SHOW_PROBLEMS])
+        aside = (
+            f" (put aside: {args.output} was left as it was)"
+            if Path(result.path) != Path(args.output)
+            else ""
+        )
         print(
-            f"nasbench merge: {result.path} fails validation ({len(problems)} problem(s), "
+            f"nasbench merge: {result.path} fails validation{aside} ({len(problems)} problem(s), "
             f"first: {first}); `nasbench table validate {result.path}` lists them all",
             file=sys.stderr,
         )
