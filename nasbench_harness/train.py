@@ -109,6 +109,8 @@ class Recipe:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise BuildError(f"recipe {name}={value!r} is not valid: give a number >= 0")
+            # one spelling per value (0 and 0.0), so that equal recipes fingerprint alike
+            object.__setattr__(self, name, float(value))
         if self.label_smoothing >= 1:
             raise BuildError(f"recipe label_smoothing={self.label_smoothing!r}: give a value < 1")
         if self.nesterov and self.momentum == 0:

@@ -26,7 +26,7 @@ from nasbench_harness.build import (
     read_rows,
     run_build,
 )
-from nasbench_harness.build.plan import BuildSettings, init_build_dir
+from nasbench_harness.build.plan import BuildSettings, arch_order, init_build_dir
 from nasbench_harness.build.store import (
     CURVES,
     DETERMINISTIC_CURVES,
@@ -108,7 +108,11 @@ def test_shards_partition_the_plan():
     tasks = plan_tasks(settings)
     shards = [plan_tasks(settings, Shard(i, 3)) for i in range(3)]
     assert sorted(sum(shards, []), key=tasks.index) == tasks
-    assert shards[1] == [t for p, t in enumerate(tasks) if p % 3 == 1]
+    order = [int(a) for a in arch_order(settings)]
+    assert shards[1] == [t for t in tasks if order.index(t.arch) % 3 == 1]
+    for shard in shards:  # every seed of a shard's archs is in that shard
+        archs = {t.arch for t in shard}
+        assert len(shard) == 2 * len(archs) and {t.seed for t in shard} == {0, 1}
 
 
 @pytest.mark.parametrize("text", ["3/3", "-1/2", "a/b", "1", "1/0"])
@@ -124,6 +128,41 @@ def test_bad_settings_are_refused():
         fake_settings(limit=0)
     with pytest.raises(BuildError, match="recipe"):
         fake_settings(reduction="heavy")
+    with pytest.raises(BuildError, match="trains the cells of nb201 only"):
+        fake_settings(space="nb101")  # before a single task fails on a cluster
+
+
+def test_equal_recipes_spelled_differently_are_one_build():
+    assert fake_settings(weight_decay=0).fingerprint == fake_settings(weight_decay=0.0).fingerprint
+
+
+@pytest.mark.parametrize("content", ["null", "[1, 2]", '{"version": 99}'])
+def test_unusable_settings_files_are_named(tmp_path, content):
+    (tmp_path / "build.json").write_text(content)
+    with pytest.raises(BuildError) as error:
+        merge([tmp_path], tmp_path / "t.h5")
+    assert str(tmp_path / "build.json") in str(error.value)
+
+
+def test_a_table_given_to_merge_is_named_as_a_table_not_a_corrupt_file(tmp_path):
+    table = Path(__file__).parent / "data" / "nb201-synthetic-v1.h5"
+    with pytest.raises(BuildError) as error:
+        merge([table], tmp_path / "t.h5")
+    message = str(error.value)
+    assert "is a merged nasbench table" in message and "delete" not in message
+
+
+def test_dry_run_tables_describe_the_data_set_they_stand_for(tmp_path):
+    settings = fake_settings(limit=2, seeds=(0,), dataset="cifar100")
+    build(settings, tmp_path / "b", workers=1)
+    dataset = open_table(merge([tmp_path / "b"], tmp_path / "t.h5").path).provenance["dataset"]
+    assert dataset["input_shape"] == [3, 32, 32] and dataset["n_classes"] == 100
+    recipe = settings.recipe
+    assert dataset["splits"] == {s: recipe[f"{s}_size"] for s in ("train", "valid", "test")}
+    none = fake_settings(limit=2, seeds=(0,), dataset="cifar100", train_size=None)
+    build(none, tmp_path / "c", workers=1)
+    dataset = open_table(merge([tmp_path / "c"], tmp_path / "u.h5").path).provenance["dataset"]
+    assert dataset["splits"]["train"] == 50000  # the data set's default, not None
 
 
 def test_settings_round_trip_through_json():

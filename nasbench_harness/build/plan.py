@@ -29,6 +29,8 @@ SETTINGS_VERSION = 1
 
 #: Trainers a build can name: the real recipe, or the fast deterministic stand-in (dry runs).
 TRAINERS = ("train_arch", "fake")
+#: Spaces whose cells the builder's models (and the fake trainer) can build.
+TRAINABLE_SPACES = ("nb201",)
 
 SETTINGS_FILE = "build.json"
 ROWS_DIR = "rows"
@@ -112,6 +114,8 @@ class BuildSettings:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BuildSettings:
         """Inverse of :meth:`to_dict`."""
+        if not isinstance(data, Mapping):
+            raise BuildError(f"build settings must be a JSON object, not {type(data).__name__}")
         if data.get("version") != SETTINGS_VERSION:
             raise BuildError(
                 f"build settings of version {data.get('version')!r}; this nasbench-harness reads "
@@ -157,6 +161,11 @@ def make_settings(
     from nasbench_harness.train import Recipe
 
     get_space(space)  # an unknown space fails here, with the space's own message
+    if space not in TRAINABLE_SPACES:
+        raise BuildError(
+            f"space {space!r}: the builder trains the cells of {', '.join(TRAINABLE_SPACES)} "
+            f"only (its models); tables of {space} come from `nasbench import`"
+        )
     full = Recipe.from_dict({**(DEFAULT_RECIPE if recipe is None else recipe), **changes})
     return BuildSettings(
         space=space,
@@ -217,14 +226,15 @@ def plan_tasks(settings: BuildSettings, shard: Shard | None = None) -> list[Task
 
     Arch-major order means a build stopped early holds a uniform random sample
     of archs with all their seeds, so its noise ceiling (seed vs seed) can be
-    measured on the way. With ``shard``, only the tasks at positions ``p``
-    with ``p % shard.count == shard.index`` are returned.
+    measured on the way. With ``shard``, only the archs at positions ``p`` of
+    the order with ``p % shard.count == shard.index`` are returned, each with
+    all its seeds, so that a sharded build whose other shards have not run
+    yet has both seeds of its archs too.
     """
     order = arch_order(settings)
-    tasks = [Task(int(arch), seed) for arch in order for seed in settings.seeds]
     if shard is not None:
-        tasks = tasks[shard.index :: shard.count]
-    return tasks
+        order = order[shard.index :: shard.count]
+    return [Task(int(arch), seed) for arch in order for seed in settings.seeds]
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -285,6 +295,8 @@ def read_settings_file(path: str | os.PathLike) -> BuildSettings:
     path = Path(path)
     try:
         return BuildSettings.from_dict(json.loads(path.read_text()))
+    except BuildError as exc:  # readable, but not settings this version can use
+        raise BuildError(f"{path}: {exc}") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BuildError(
             f"{path}: unreadable build settings ({exc}); restore it from a part file of the build "

@@ -184,7 +184,13 @@ def read_rows(path: str | os.PathLike) -> RowFile:
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:
-            if f.attrs.get("encoding-type") != ENCODING_TYPE:
+            kind = f.attrs.get("encoding-type")
+            if kind == schema.ENCODING_TYPE:
+                raise BuildError(
+                    f"{path} is a merged nasbench table, not a build part or row file: give the "
+                    "build directory (the --out of `nasbench build`) or its part files"
+                )
+            if kind != ENCODING_TYPE:
                 raise _corrupt(path, "not a nasbench build row file")
             if f.attrs.get("encoding-version") != ENCODING_VERSION:
                 raise BuildError(
@@ -192,7 +198,10 @@ def read_rows(path: str | os.PathLike) -> RowFile:
                     f"this nasbench-harness reads version {ENCODING_VERSION}: merge it with the "
                     "release that wrote it"
                 )
-            settings = BuildSettings.from_dict(json.loads(f.attrs["settings"]))
+            try:
+                settings = BuildSettings.from_dict(json.loads(f.attrs["settings"]))
+            except BuildError as exc:  # readable, but settings this version cannot use
+                raise BuildError(f"{path}: {exc}") from None
             dataset_info = json.loads(f.attrs["dataset_info"])
             arch = f["arch"][()]
             seed = f["seed"][()]

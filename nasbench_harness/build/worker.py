@@ -113,18 +113,21 @@ class TrainingContext:
         self.hostname = socket.gethostname()
         self.torch_version = _torch_version()
         if settings.trainer == "fake":  # no torch, no data: a dry run of the machinery
+            from nasbench_harness.data import dataset_info
+
             self.splits = None
             self.recipe: Any = dict(settings.recipe)
             self.trainer = spec.trainer or FakeTrainer()
+            known = dataset_info(settings.dataset)  # the shape the data would have
             self.dataset_info: dict[str, Any] = {
                 "name": settings.dataset,
                 "splits": {
-                    split: settings.recipe.get(f"{split}_size")
+                    split: settings.recipe.get(f"{split}_size") or known["default_splits"][split]
                     for split in ("train", "valid", "test")
                 },
                 "split_seed": settings.recipe.get("split_seed"),
-                "input_shape": [1, 40],
-                "n_classes": 10,
+                "input_shape": known["input_shape"],
+                "n_classes": known["n_classes"],
                 "synthetic": True,
             }
         else:
