@@ -104,7 +104,8 @@ def register(subparsers) -> None:
         "--shard",
         default=None,
         metavar="i/N",
-        help="run only shard i of N (0-based): the tasks at plan positions p with p %% N == i; "
+        help="run only shard i of N (0-based): the archs at positions p of the plan's order "
+        "with p %% N == i, each with all its seeds; "
         "e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT",
     )
     how.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
