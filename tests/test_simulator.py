@@ -237,6 +237,19 @@ def test_async_tells_follow_finish_order():
     assert 1 in told_archs[3:]
 
 
+def test_async_budget_keeps_what_finished_and_drops_what_was_in_flight():
+    table = ArrayTable(n_seeds=1)  # one second per epoch
+    algo = Scripted(script=[(1, 4), (2, 1), (3, 1), (4, 1)], seed=0)
+    trace = run_search(table, algo, budget_s=4.5, seed=0, workers=4)
+    # by hand: t=0 asks 1@4 2@1 3@1 4@1; t=1 asks 1@4(->5) 2@1 3@1; t=2 asks 4@1 1@4(->6);
+    # t=3 asks 2@1 (->4); at t=4 arch 1 (asked first) and arch 2 finish. The two 4-epoch
+    # queries asked at t=1 and t=2 and what t=4 asks finish after 4.5 s: dropped.
+    np.testing.assert_array_equal(trace.time_s, [1, 1, 1, 2, 2, 3, 4, 4])
+    np.testing.assert_array_equal(trace.arch, [2, 3, 4, 2, 3, 4, 1, 2])
+    np.testing.assert_array_equal(trace.epoch, [1, 1, 1, 1, 1, 1, 4, 1])
+    assert [r.arch for _, r in algo.told] == trace.arch.tolist()  # told = recorded
+
+
 def test_incumbent_is_best_by_validation_no_lookahead():
     valid = np.array([50.0, 40.0, 60.0, 60.0, np.nan, 70.0])
     np.testing.assert_array_equal(incumbent_positions(valid), [0, 0, 2, 2, 2, 5])
