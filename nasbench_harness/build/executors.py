@@ -224,7 +224,10 @@ class LocalExecutor:
                     if start_failures > 3 * self.workers:
                         raise BuildError(
                             f"build workers keep dying while they start (exit code "
-                            f"{slot.process.exitcode}); check memory and the data set, "
+                            f"{slot.process.exitcode}; their tracebacks are above); check "
+                            "memory and the data set, and, when run_build is called from "
+                            "a script, that the script guards its top level with `if "
+                            "__name__ == '__main__':` (spawned workers import it again); "
                             "then rerun: finished rows are kept"
                         )
                 if task is not None:
