@@ -945,7 +945,8 @@ def proxy_summary(table, label: str | None = None, *, n_resamples: int = 1000) -
         else "every arch (the table trained isomorphic cells separately)",
         "proxies": {},
     }
-    for i, name in enumerate(names):
+    for name in names:
+        i = stats.bootstrap_seed(name)  # a proxy's CIs do not move when others are stored
         raw = np.asarray(table.array(f"proxy/{name}"), dtype=np.float64)
         raw = raw[:, None] if raw.ndim == 1 else raw
         with np.errstate(all="ignore"):

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -55,6 +56,7 @@ from scipy import stats as sps
 from nasbench_harness.errors import NasbenchError
 
 __all__ = [
+    "bootstrap_seed",
     "NO_INCUMBENT",
     "Correlation",
     "CurveSummary",
@@ -836,6 +838,11 @@ class RankCorrelationReport:
             "top_overlap": self.top_overlap.to_dict(),
             "fraction": self.fraction,
         }
+
+
+def bootstrap_seed(name: str) -> int:
+    """A fixed bootstrap seed for a named row (a proxy): its CIs do not depend on the others."""
+    return zlib.crc32(str(name).encode("utf-8"))
 
 
 def rank_correlations(

@@ -540,6 +540,11 @@ def test_oneshot_proxy_is_stored_resumed_and_correlated(tmp_path, capsys):
     capsys.readouterr()
     assert len(side.read_text().splitlines()) == n_lines
     np.testing.assert_array_equal(open_table(path).array("proxy/oneshot"), scores)
+    side.unlink()  # stored, the side file deleted: a smaller trial run keeps the stored scores
+    assert main([*argv[:7], "2", *argv[8:]]) == 0  # --limit 2
+    capsys.readouterr()
+    assert not side.exists() or not side.read_text()  # nothing needed scoring
+    np.testing.assert_array_equal(open_table(path).array("proxy/oneshot"), scores)
     assert (
         main(
             [

@@ -13,6 +13,7 @@ import torch
 from scipy import stats as sps
 from torch import nn
 
+from nasbench_harness.errors import NasbenchError
 from nasbench_harness.models import build_model, count_flops, count_params
 from nasbench_harness.proxies import (
     PROXIES,
@@ -369,11 +370,12 @@ def test_cli_proxies_leave_untrained_archs_out_unless_asked(tmp_path, capsys):
     shutil.copy(DATA, path)
     reps = np.unique(open_table(path).canonical)
     trained = reps[[40, 41, 42]]  # a table still being built: 3 trained distinct archs
+    keep = np.isin(np.asarray(open_table(DATA).canonical), trained)
     with h5py.File(path, "r+") as f:
-        valid = f["metrics/valid_acc"][...]
-        keep = np.isin(np.asarray(open_table(DATA).canonical), trained)
-        valid[~keep] = np.nan
-        f["metrics/valid_acc"][...] = valid
+        for metric in ("train_acc", "valid_acc", "test_acc"):
+            values = f[f"metrics/{metric}"][...]
+            values[~keep] = np.nan
+            f[f"metrics/{metric}"][...] = values
     recipe = json.dumps({**TINY_RECIPE, "channels": 4, "cells_per_stage": 1})
     argv = ["proxies", str(path), "--proxies", "params", "--seeds", "1"]
     argv += ["--recipe-json", recipe, "--no-progress"]
@@ -388,6 +390,23 @@ def test_cli_proxies_leave_untrained_archs_out_unless_asked(tmp_path, capsys):
     assert summary["n_untrained_left_out"] == 0
     scores = open_table(path).array("proxy/params")[:, 0]
     assert np.isfinite(scores[reps[:45]]).all() and np.isnan(scores[reps[45:]]).all()
+
+
+def test_a_table_without_validation_accuracy_is_still_scored():
+    # NB201 `cifar10` has no validation split; its archs are trained all the same
+    from nasbench_harness.proxies.score import archs_to_score
+    from nasbench_harness.table import open_table
+
+    table = open_table(DATA)
+
+    class NoValidation:
+        canonical = table.canonical
+
+        def array(self, metric):
+            values = table.array(metric)
+            return np.full_like(values, np.nan) if metric == "valid_acc" else values
+
+    np.testing.assert_array_equal(archs_to_score(NoValidation()), np.unique(table.canonical))
 
 
 def test_scores_of_an_older_proxy_revision_are_scored_again(tmp_path, capsys):
@@ -440,6 +459,10 @@ def test_pow3_extrapolation_recovers_an_exact_curve():
     pred = pow3_extrapolate(curves_nan, 4, 12)
     assert pred[0] == pytest.approx(curves[0, -1], rel=1e-9)
     assert math.isnan(pred[1])
+    # no look-ahead: epochs after k, however far off the model, do not move the prediction
+    later = curves.copy()
+    later[:, 4:] += 50.0
+    np.testing.assert_array_equal(pow3_extrapolate(later, 4, 12), pow3_extrapolate(curves, 4, 12))
 
 
 def test_smaller_limit_keeps_earlier_scores(tmp_path, capsys):
@@ -460,6 +483,52 @@ def test_smaller_limit_keeps_earlier_scores(tmp_path, capsys):
     assert table.proxy_attrs["params"]["n_failures"] == 0
 
 
+def test_stored_scores_survive_a_trial_run_without_the_side_file(tmp_path):
+    from nasbench_harness.proxies.score import score_table, side_file
+    from nasbench_harness.table import open_table
+
+    recipe = Recipe(**TINY_RECIPE, channels=4, cells_per_stage=1)
+    path = tmp_path / "t.h5"
+    shutil.copy(DATA, path)
+    score_table(path, ["params"], seeds=1, limit=20, recipe=recipe, progress=False)
+    reps = np.unique(open_table(path).canonical)
+    before = open_table(path).array("proxy/params")[reps[:20]].copy()
+    side_file(path).unlink()  # stored in the table, then the side file deleted
+    summary = score_table(path, ["params"], seeds=1, limit=2, recipe=recipe, progress=False)
+    after = open_table(path).array("proxy/params")[reps[:20]]
+    np.testing.assert_array_equal(after, before)
+    assert summary["params"]["n_scored"] == 20
+    # other settings (a batch size) are other scores: not mixed with the stored ones
+    score_table(path, ["params"], seeds=1, limit=2, recipe=recipe, batch_size=8, progress=False)
+    assert np.isfinite(open_table(path).array("proxy/params")[reps]).sum() == 2
+
+
+def test_bad_options_and_tables_are_refused_before_scoring(tmp_path, capsys):
+    from nasbench_harness.cli import main
+    from nasbench_harness.proxies.score import side_file
+
+    path = tmp_path / "t.h5"
+    shutil.copy(DATA, path)
+    recipe = json.dumps({**TINY_RECIPE, "channels": 4, "cells_per_stage": 1})
+    base = ["proxies", str(path), "--seeds", "1", "--limit", "2", "--recipe-json", recipe]
+    for extra, message in (
+        (["--proxies", "params", "--batch-size", "0"], "--batch-size 0"),
+        (["--proxies", "params,oneshot", "--device", "foo"], "--device 'foo'"),
+        (["--proxies", "params,oneshot", "--oneshot-param", "tau=1"], "unknown schedule"),
+    ):
+        assert main([*base, *extra, "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert not side_file(path).exists()  # refused before any scoring
+    from types import SimpleNamespace
+
+    from nasbench_harness.proxies.score import check_scorable
+
+    check_scorable(SimpleNamespace(space=SimpleNamespace(name="nb201")), "t.h5")
+    with pytest.raises(NasbenchError, match="nb101 table.*nb201 cells only"):
+        check_scorable(SimpleNamespace(space=SimpleNamespace(name="nb101")), "t101.h5")
+
+
 def test_workers_give_the_same_scores(tmp_path):
     from nasbench_harness.proxies.score import score_table
     from nasbench_harness.table import open_table
@@ -474,6 +543,21 @@ def test_workers_give_the_same_scores(tmp_path):
         )
         out[workers] = open_table(path).array("proxy/snip")
     np.testing.assert_array_equal(out[1], out[2])
+    table = open_table(tmp_path / "w2.h5")
+    reps = np.unique(table.canonical)[:40]
+    connected = np.asarray(table.space.connected)[reps]
+    assert np.isfinite(out[2][reps[connected]]).all()  # scored, not failed alike
+    # column k holds proxy seed k, row a arch a (one torch thread, as the scorer uses)
+    config, splits = ScoreConfig(recipe, recipe.batch_size), recipe.load_splits()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for arch in reps[connected][:3]:
+            for k in (0, 1):
+                direct = score_arch(int(arch), k, ["snip"], config, splits)[0]["score"]
+                assert out[2][arch, k] == direct
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_cli_proxies_read_a_cifar_table_from_data_root(tmp_path, cifar_root, capsys):

@@ -191,11 +191,12 @@ def correlate(
         from tqdm.auto import tqdm
 
         items = tqdm(items, desc="correlate", unit="proxy")
-    for i, (name, (raw, info)) in enumerate(items):
+    for name, (raw, info) in items:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             # all-NaN rows and constant inputs give NaN, reported as such
             warnings.simplefilter("ignore")
-            entry = _entry(name, raw, info, truths, subsets, fraction, n_resamples, i)
+            seed = stats.bootstrap_seed(name)  # a proxy's CIs do not move when others are added
+            entry = _entry(name, raw, info, truths, subsets, fraction, n_resamples, seed)
         out["proxies"][name] = entry
 
     ceiling = {}
@@ -208,7 +209,7 @@ def correlate(
     return out
 
 
-def _entry(name, raw, info, truths, subsets, fraction, n_resamples, i) -> dict:
+def _entry(name, raw, info, truths, subsets, fraction, n_resamples, seed) -> dict:
     mean_score = np.nanmean(raw, axis=1)
     entry: dict = {
         **info,
@@ -218,7 +219,11 @@ def _entry(name, raw, info, truths, subsets, fraction, n_resamples, i) -> dict:
     for tname, truth in truths.items():
         for sname, mask in subsets.items():
             rep = stats.rank_correlations(
-                truth[mask], mean_score[mask], fraction=fraction, n_resamples=n_resamples, seed=i
+                truth[mask],
+                mean_score[mask],
+                fraction=fraction,
+                n_resamples=n_resamples,
+                seed=seed,
             )
             entry.setdefault(tname, {})[sname] = {
                 "seed_mean": rep.to_dict(),

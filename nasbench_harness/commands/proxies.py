@@ -152,6 +152,12 @@ def run(args) -> int:
     if args.workers < 1:
         raise NasbenchError(f"--workers {args.workers}: give 1 or more")
     recipe = _recipe(args.recipe_json)
+    if "oneshot" in names:  # its options are checked now, not after hours of other scoring
+        from algorithms.registry import parse_param_strings
+        from nasbench_harness.oneshot.proxy import DEFAULT_EVAL_EXAMPLES, check_options
+
+        schedule = parse_param_strings(args.oneshot_param)
+        check_options(schedule, schedule.pop("eval_examples", DEFAULT_EVAL_EXAMPLES), args.device)
     summary = {}
     training_free = [n for n in names if n != "oneshot"]
     if training_free or not names:

@@ -14,9 +14,11 @@ stored. Stored as proxy ``oneshot`` (metric ``proxy/oneshot``), shape
 
 Finished scores are appended to the table's side file
 ``<table>.proxies.jsonl`` (the format of :mod:`nasbench_harness.proxies.score`,
-under a fingerprint of the recipe, schedule and code version), so an
-interrupted run resumes: a seed with archs left retrains its supernet
-(deterministic: the same weights) and scores only those.
+under a fingerprint of the recipe, schedule, code version and, off the CPU,
+the device type), so an interrupted run resumes: a seed with archs left
+retrains its supernet (deterministic on one device type: the same weights)
+and scores only those. Scores already stored in the table under the same
+fingerprint (attribute ``config``) count as done too.
 """
 
 from __future__ import annotations
@@ -61,17 +63,62 @@ DEFAULT_EVAL_EXAMPLES = 512
 DEFAULT_SEEDS = 3
 
 
-def _fingerprint(recipe, schedule: dict, eval_examples: int | None) -> str:
+def _schedule_keys() -> set[str]:
+    """The RSPS hyperparameters a proxy schedule may set."""
+    from nasbench_harness.oneshot.rsps import RSPS
+
+    return set(RSPS._param_names()) - {"seed", "n_candidates", "derive_every", "eval_examples"}
+
+
+def check_options(
+    schedule: dict | None, eval_examples: Any, device: Any
+) -> tuple[dict, torch.device]:
+    """The full schedule and the device of a one-shot proxy run, or a clear error.
+
+    Cheap: callers check before long work (``nasbench proxies`` before its
+    training-free scoring).
+    """
+    schedule = {**DEFAULT_SCHEDULE, **(schedule or {})}
+    accepted = _schedule_keys()
+    unknown = sorted(set(schedule) - accepted)
+    if unknown:
+        raise NasbenchError(
+            f"one-shot proxy: unknown schedule parameter(s) {', '.join(unknown)}; accepted: "
+            f"{', '.join(sorted(accepted))}"
+        )
+    if eval_examples is not None and (
+        isinstance(eval_examples, bool) or not isinstance(eval_examples, int) or eval_examples < 1
+    ):
+        raise NasbenchError(f"eval_examples={eval_examples!r}: give a positive integer or None")
+    return schedule, check_device(device)
+
+
+def check_device(device: Any) -> torch.device:
+    """``device`` as a torch device, or a clear error naming it."""
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise NasbenchError(
+            f"--device {device!r} is not a torch device ({str(exc).splitlines()[0]}); "
+            "give cpu, cuda or cuda:N"
+        ) from None
+
+
+def _fingerprint(recipe, schedule: dict, eval_examples: int | None, device: Any = "cpu") -> str:
     from nasbench_harness import __version__
 
+    payload = {
+        "proxy": PROXY_NAME,
+        "recipe": recipe.to_dict(),
+        "schedule": schedule,
+        "eval_examples": eval_examples,
+        "code_version": __version__,
+    }
+    kind = torch.device(device).type
+    if kind != "cpu":  # another device trains another supernet (not bit-identical)
+        payload["device"] = kind
     text = json.dumps(
-        {
-            "proxy": PROXY_NAME,
-            "recipe": recipe.to_dict(),
-            "schedule": schedule,
-            "eval_examples": eval_examples,
-            "code_version": __version__,
-        },
+        payload,
         sort_keys=True,
         default=str,
     )
@@ -130,31 +177,28 @@ def score_oneshot(
     """
     from nasbench_harness.oneshot.rsps import RSPS, train_uniform_supernet
     from nasbench_harness.oneshot.search import table_recipe
-    from nasbench_harness.proxies.score import _read_side, archs_to_score, side_file
+    from nasbench_harness.proxies.score import (
+        _read_side,
+        archs_to_score,
+        check_table_data,
+        side_file,
+        stored_records,
+    )
     from nasbench_harness.table import open_table, store_proxy
     from nasbench_harness.train import _deterministic, torch_threads
 
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise NasbenchError(f"seeds={seeds!r}: give the number of proxy seeds, >= 1")
-    schedule = {**DEFAULT_SCHEDULE, **(schedule or {})}
-    accepted = set(RSPS._param_names()) - {"seed", "n_candidates", "derive_every", "eval_examples"}
-    unknown = sorted(set(schedule) - accepted)
-    if unknown:
-        raise NasbenchError(
-            f"one-shot proxy: unknown schedule parameter(s) {', '.join(unknown)}; accepted: "
-            f"{', '.join(sorted(accepted))}"
-        )
-    if eval_examples is not None and (
-        isinstance(eval_examples, bool) or not isinstance(eval_examples, int) or eval_examples < 1
-    ):
-        raise NasbenchError(f"eval_examples={eval_examples!r}: give a positive integer or None")
+    schedule, device = check_options(schedule, eval_examples, device)
+    accepted = _schedule_keys()
     table = open_table(table_path)
     recipe = table_recipe(table, recipe)
     reps = np.unique(np.asarray(table.canonical))
     todo = archs_to_score(table, all_archs=all_archs, limit=limit)
-    fp = _fingerprint(recipe, schedule, eval_examples)
+    fp = _fingerprint(recipe, schedule, eval_examples, device)
     side = side_file(table_path)
-    done = _read_side(side, fp)
+    done = stored_records(table, PROXY_NAME, fp)  # what the table holds for these settings
+    done.update(_read_side(side, fp))
     splits = None
     seconds: dict[int, dict[str, float]] = {}
     with torch_threads(1):  # scores do not depend on the machine's thread count
@@ -175,6 +219,7 @@ def score_oneshot(
                         continue
                     if splits is None:
                         splits = recipe.load_splits(root=data_root)
+                        check_table_data(table, table_path, splits)
                     supernet, info = train_uniform_supernet(
                         recipe,
                         splits,
@@ -224,6 +269,7 @@ def score_oneshot(
         "eval_split": "valid",
         "eval_examples": "all" if eval_examples is None else int(eval_examples),
         "recipe": recipe.to_dict(),
+        "config": fp,  # the settings' fingerprint: a later run adds to these scores
         "clock": "real wall-clock seconds (supernet training and scoring), not simulated",
         "seconds_this_call": {str(k): v for k, v in seconds.items()},
     }

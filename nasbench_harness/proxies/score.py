@@ -16,7 +16,9 @@ their representative's row when stored (:func:`~nasbench_harness.table.store_pro
 Finished scores are appended, one JSON line each, to a side file
 ``<table>.proxies.jsonl`` next to the table, so an interrupted run resumes
 where it stopped; lines from a run with other settings (recipe, batch size,
-table provenance, code version) are ignored. A proxy that raises
+table provenance, code version) are ignored. Scores already stored in the
+table under the same settings (its ``config`` attribute) count as done too,
+so a later run adds to them even when the side file is gone. A proxy that raises
 (out-of-memory included: batches are never split) or returns a non-finite
 value is recorded as NaN, with its error, and counted in ``n_failures``.
 ``params`` and ``flops`` do not depend on the seed; they are stored per seed
@@ -81,12 +83,16 @@ class ScoreConfig:
         results: scores of a partly built table stay valid for the finished one. Not
         ``data_root`` either: where the files lie does not change them."""
         from nasbench_harness import __version__
+        from nasbench_harness.build.store import LOCAL_DATA_KEY
 
+        dataset = self.dataset
+        if isinstance(dataset, dict):  # where the data lay on one machine is not what it is
+            dataset = {k: v for k, v in dataset.items() if k != LOCAL_DATA_KEY}
         text = json.dumps(
             {
                 "recipe": self.recipe.to_dict(),
                 "batch_size": self.batch_size,
-                "dataset": self.dataset,
+                "dataset": dataset,
                 "code_version": __version__,
             },
             sort_keys=True,
@@ -196,18 +202,86 @@ def _read_side(path: Path, fingerprint: str) -> dict[tuple[str, int, int], dict]
     return done
 
 
+def stored_records(
+    table, name: str, fingerprint: str, revision: int = 1
+) -> dict[tuple[str, int, int], dict]:
+    """Finished scores of proxy ``name`` already stored in ``table``, as side-file records.
+
+    Only those stored by a run with the same settings (attribute ``config``,
+    the fingerprint of the side file's lines) and proxy revision count, and
+    only finite ones (a stored NaN may be a failure or an arch not scored
+    yet). A run then adds to them instead of rebuilding the stored proxy
+    from the side file alone, which may be gone (deleted after storing, or
+    not copied with the table).
+    """
+    attrs = getattr(table, "proxy_attrs", {}).get(name)
+    if not attrs or attrs.get("config") != fingerprint:
+        return {}
+    if int(attrs.get("revision", 1)) != int(revision):
+        return {}
+    values = np.asarray(table.array(f"proxy/{name}"), dtype=np.float64)
+    values = values[:, None] if values.ndim == 1 else values
+    out = {}
+    for arch in np.unique(np.asarray(table.canonical)):
+        for k, seed in enumerate(attrs.get("seeds") or []):
+            value = values[int(arch), k]
+            if np.isfinite(value):
+                out[(name, int(seed), int(arch))] = {
+                    "arch": int(arch),
+                    "seed": int(seed),
+                    "proxy": name,
+                    "score": float(value),
+                    "error": None,
+                    "revision": int(revision),
+                    "config": fingerprint,
+                    "from_table": True,
+                }
+    return out
+
+
+def check_scorable(table, table_path: Any) -> None:
+    """Refuse a table whose cells the proxies' models cannot build (they build nb201 cells)."""
+    from nasbench_harness.build.plan import TRAINABLE_SPACES
+
+    name = getattr(table.space, "name", None)
+    if name not in TRAINABLE_SPACES:
+        raise NasbenchError(
+            f"{table_path}: a {name} table; the proxies score networks of the "
+            f"{', '.join(TRAINABLE_SPACES)} cells only"
+        )
+
+
+def check_table_data(table, table_path: Any, splits: Any) -> None:
+    """Refuse data that is not a built table's own (the proxies' batches come from it)."""
+    from nasbench_harness.build.store import same_data
+
+    provenance = table.provenance
+    dataset = provenance.get("dataset")
+    if "build" not in provenance or provenance.get("synthetic") or not isinstance(dataset, dict):
+        return  # an import or a synthetic table: its data is the recipe's, given by the user
+    if not same_data(dict(splits.info), dataset):
+        raise NasbenchError(
+            f"{table_path}: the recipe's data ({dict(splits.info)}) is not the data the table "
+            f"was trained on ({dataset}); the proxies' batches must come from the table's own "
+            "training split: leave --recipe-json out, or give the table's recipe"
+        )
+
+
 def archs_to_score(table, *, all_archs: bool = False, limit: int | None = None) -> np.ndarray:
     """Representatives (canonical ids) to score, in index order.
 
-    By default only those with a training result (a finite validation
-    accuracy at some seed and epoch): on a table still being built the others
-    have no truth to correlate with. ``all_archs`` scores every distinct arch
+    By default only those with a training result (a finite train, validation
+    or test accuracy at some seed and epoch; a table may lack a validation
+    split): on a table still being built the others have no truth to
+    correlate with. ``all_archs`` scores every distinct arch
     (e.g. ahead of a build: proxies do not depend on training). ``limit``
     then keeps the first ``limit``.
     """
     reps = np.unique(np.asarray(table.canonical))
     if not all_archs:
-        trained = np.isfinite(np.asarray(table.array("valid_acc"))).any(axis=(1, 2))
+        trained = np.zeros(len(table.canonical), dtype=bool)
+        for metric in ("train_acc", "valid_acc", "test_acc"):
+            trained |= np.isfinite(np.asarray(table.array(metric))).any(axis=(1, 2))
         reps = reps[trained[reps]]
     return reps if limit is None else reps[: max(0, int(limit))]
 
@@ -270,7 +344,12 @@ def score_table(
     specs = {n: get_proxy(n) for n in names}
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise NasbenchError(f"seeds={seeds!r}: give the number of proxy seeds, >= 1")
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise NasbenchError(f"--batch-size {batch_size!r}: give a whole number >= 1")
     table = open_table(table_path)
+    check_scorable(table, table_path)
     if recipe is None:
         raw = table.provenance.get("recipe")
         try:
@@ -288,7 +367,10 @@ def score_table(
     seed_list = list(range(seeds))
     side = side_file(table_path)
     fp = config.fingerprint()
-    done = _read_side(side, fp)
+    done = {}
+    for name in names:  # what the table already holds for these settings
+        done.update(stored_records(table, name, fp, specs[name].revision))
+    done.update(_read_side(side, fp))
     done = {  # scores of an older definition of a proxy are scored again
         key: rec
         for key, rec in done.items()
@@ -331,7 +413,7 @@ def score_table(
             if bar is not None:
                 bar.update(1)
 
-        for arch in todo_reps:  # seed 0 scored by an earlier run (e.g. with fewer --seeds)
+        for arch in reps:  # seed 0 scored by an earlier run (e.g. with fewer --seeds)
             for name in once:
                 rec = done.get((name, 0, int(arch)))
                 if rec is not None:
@@ -345,13 +427,29 @@ def score_table(
 
             with torch_threads(1):
                 splits = _load(config)
+                check_table_data(table, table_path, splits)
                 for arch, s, missing, cfg in tasks:
                     record(score_arch(arch, s, missing, cfg, splits))
         else:
-            with cf.ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
-                futures = [pool.submit(_worker_task, t) for t in tasks]
+            check_table_data(table, table_path, _load(config))
+            pool = cf.ProcessPoolExecutor(max_workers=workers, initializer=_worker_init)
+            futures = {pool.submit(_worker_task, t): t for t in tasks}
+            try:
                 for fut in cf.as_completed(futures):
                     record(fut.result())
+            except Exception as exc:  # a proxy's unexpected error, a worker killed (memory)
+                arch, s = futures[fut][:2] if fut in futures else ("?", "?")
+                pool.shutdown(wait=True, cancel_futures=True)
+                out.flush()
+                raise NasbenchError(
+                    f"scoring arch {arch} at proxy seed {s} failed in a worker process "
+                    f"({type(exc).__name__}: {exc}); the scores finished so far are kept in "
+                    f"{side}: rerun the same command to continue"
+                ) from exc
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
     if bar is not None:
         bar.close()
 
@@ -380,6 +478,7 @@ def score_table(
             "batch_size": config.batch_size,
             "batch_source": "training split of the recipe, drawn without replacement per seed",
             "recipe": recipe.to_dict(),
+            "config": fp,  # the settings' fingerprint: a later run adds to these scores
         }
         if store:
             store_proxy(table_path, name, scores, attrs)
