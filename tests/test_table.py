@@ -506,6 +506,30 @@ def test_noise_ceiling_above_chance(tmp_path, small_data, space):
     assert "chance" not in table.noise_ceiling("valid_loss")
 
 
+def test_noise_ceiling_pairs_ignore_other_seeds_gaps(tmp_path, table):
+    # NB201 imports: seed 999 exists for only some archs; the (777, 888) pair must not
+    # lose the archs that lack it
+    path = tmp_path / "gaps.h5"
+    shutil.copy(table.path, path)
+    reps = np.unique(np.asarray(table.canonical))
+    with h5py.File(path, "r+") as f:
+        valid = f["metrics/valid_acc"][...]
+        valid[reps[::2], 2, :] = np.nan
+        f["metrics/valid_acc"][...] = valid
+    result = open_table(path).noise_ceiling()
+    thr = result["chance"]["threshold"]
+    x, y = valid[reps, 0, -1], valid[reps, 1, -1]
+    both = (x > thr) & (y > thr)
+    pair = result["pairs"][0]
+    assert pair["seeds"] == [777, 888] and both.sum() > reps.size * 0.9
+    assert pair["above_chance"]["n"] == both.sum() and pair["above_chance"]["n_excluded"] == 0
+    assert pair["above_chance"]["kendall_tau"] == pytest.approx(
+        stats.kendalltau(x[both], y[both])[0]
+    )
+    gapped = result["pairs"][1]["above_chance"]  # (777, 999): half the archs lack 999
+    assert gapped["n_excluded"] == reps[::2].size
+
+
 def test_noise_ceiling_three_seeds(table):
     result = table.noise_ceiling()
     assert [p["seeds"] for p in result["pairs"]] == [[777, 888], [777, 999], [888, 999]]

@@ -736,9 +736,10 @@ class Table:
         pair of seeds over the distinct (representative) archs: over the
         connected ones (whose output depends on the input), over all, and, for
         accuracies, over those that train above chance (``above_chance``:
-        every seed's value above the line of :meth:`_chance_threshold`).
-        Archs with NaN in either seed are left out of that pair (counted in
-        ``n_excluded``).
+        both seeds' values of the pair above the line of
+        :meth:`_chance_threshold`; ``n_above_chance`` counts the archs above
+        it at every seed they have). Archs with NaN in either seed are left
+        out of that pair (counted in ``n_excluded``).
 
         Returns
         -------
@@ -766,15 +767,21 @@ class Table:
         connected = np.asarray(self.space.connected)[self._reps]
         subsets = {"connected": connected, "all": np.ones(self._reps.size, dtype=bool)}
         chance = self._chance_threshold(metric)
-        if chance is not None:
-            with np.errstate(invalid="ignore"):
-                subsets["above_chance"] = (values > chance["threshold"]).all(axis=1)
+        with np.errstate(invalid="ignore"):
+            above = None if chance is None else values > chance["threshold"]  # NaN: False
+        if above is not None:
+            # per pair below: above chance in both of the pair's seeds (another seed's
+            # gap must not drop an arch from this pair)
+            subsets["above_chance"] = np.ones(self._reps.size, dtype=bool)
         pairs = []
         for a, b in itertools.combinations(range(self.n_seeds), 2):
             entry: dict[str, Any] = {"seeds": [int(self.seeds[a]), int(self.seeds[b])]}
             for label, mask in subsets.items():
                 x, y = values[mask, a], values[mask, b]
                 ok = np.isfinite(x) & np.isfinite(y)
+                if label == "above_chance":
+                    n_gaps = int((~ok).sum())
+                    ok &= above[:, a] & above[:, b]
                 tau = rho = math.nan
                 if ok.sum() >= 2:
                     with warnings.catch_warnings():
@@ -785,7 +792,7 @@ class Table:
                     "kendall_tau": tau,
                     "spearman_rho": rho,
                     "n": int(ok.sum()),
-                    "n_excluded": int((~ok).sum()),
+                    "n_excluded": n_gaps if label == "above_chance" else int((~ok).sum()),
                 }
             pairs.append(entry)
         mean = {}
@@ -804,7 +811,9 @@ class Table:
         }
         if chance is not None:
             out["chance"] = chance
-            out["n_above_chance"] = int(subsets["above_chance"].sum())
+            # above chance at every seed it has a value for (and at least one)
+            finite = np.isfinite(values)
+            out["n_above_chance"] = int(((above | ~finite).all(axis=1) & finite.any(axis=1)).sum())
         return out
 
     def _chance_threshold(self, metric: str) -> dict | None:
