@@ -451,6 +451,9 @@ def test_cli_import_and_query(tmp_path, small_source, capsys):
     answer = json.loads(capsys.readouterr().out)
     want = source_value(small_source, ARCHS[0], "cifar10-valid", 888, "test_acc", 2)
     assert answer["value"] == pytest.approx(want, rel=1e-6)
+    # the arch has an isomorphic representative in the space, but an import trained every
+    # arch on its own: the row that answered is its own
+    assert answer["canonical"] == answer["index"] != get_space("nb201").canonical(answer["index"])
 
 
 def test_bad_inputs_are_named(tmp_path, small_source, capsys):

@@ -649,6 +649,21 @@ def test_cli_query_with_and_without_a_table(monkeypatch, capsys):
     assert exit_info.value.code == 2 and "unrecognized arguments: 12" in capsys.readouterr().err
 
 
+def test_cli_query_a_proxy_at_a_proxy_seed(tmp_path, capsys):
+    from nasbench_harness.cli import main
+
+    path = tmp_path / "t.h5"
+    shutil.copy(V1, path)
+    scores = np.stack([np.arange(15625.0), -np.arange(15625.0)], axis=1)
+    store_proxy(path, "jacov", scores, {"definition": "test proxy", "seeds": [1, 2]})
+    table = open_table(path)
+    argv = ["query", str(path), "5", "--metric", "proxy/jacov", "--seed", "2", "--json"]
+    assert main(argv) == 0  # seed 2 is a proxy seed, not a training seed of the table
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["value"] == table.query(5, metric="proxy/jacov", seed=2) == -table.canonical[5]
+    assert answer["cost_s"] == pytest.approx(table.cost(5, epoch=table.epochs[-1]))
+
+
 def test_cli_validate_names_a_broken_file_once_on_one_line(tmp_path, capsys):
     from nasbench_harness.cli import main
 

@@ -45,13 +45,15 @@ def run(args) -> int:
     arch = parse_arch(args.arch)
     value = table.query(arch, metric=args.metric, epoch=args.epoch, seed=args.seed)
     epoch = args.epoch if args.epoch is not None else int(table.epochs[-1])
-    cost = table.cost(arch, epoch=epoch, seed=args.seed)
+    # --seed of a proxy is a proxy seed: the training cost is then the mean over seeds
+    training_seed = args.seed if args.metric in table.epoch_metric_names else None
+    cost = table.cost(arch, epoch=epoch, seed=training_seed)
     index = table.space.index(arch)
     out = {
         "table": str(table.path),
         "arch": table.space.to_string(index),
         "index": index,
-        "canonical": int(table.space.canonical(index)),
+        "canonical": int(table.canonical[index]),  # the row that answered (the table's map)
         "metric": args.metric,
         "epoch": epoch,
         "seed": args.seed if args.seed is not None else "mean",
