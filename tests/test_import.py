@@ -298,8 +298,10 @@ def test_nb201_splits_are_never_mixed(tmp_path, small_source):
         else:
             assert prov["source"]["split_names"] == {"valid": "x-valid", "test": "x-test"}
             assert validate_table(out) == []
-            valid = table.array("valid_acc")
-            assert not np.array_equal(valid, table.array("test_acc"))
+            imported = [SPACE.index(small_source["meta_archs"][i]) for i in ARCHS]  # others NaN
+            valid = np.asarray(table.array("valid_acc"))[imported]
+            assert np.isfinite(valid).any()
+            assert not np.array_equal(valid, table.array("test_acc")[imported], equal_nan=True)
 
 
 def test_nb201_twelve_epoch_schedule(tmp_path, small_source):
@@ -454,6 +456,30 @@ def test_cli_import_and_query(tmp_path, small_source, capsys):
     # the arch has an isomorphic representative in the space, but an import trained every
     # arch on its own: the row that answered is its own
     assert answer["canonical"] == answer["index"] != get_space("nb201").canonical(answer["index"])
+
+
+def test_import_never_overwrites_what_it_would_lose(tmp_path, small_source):
+    from nasbench_harness.table import store_proxy
+
+    src = tmp_path / "NB201.pth"
+    torch.save(small_source, src)
+    original = src.read_bytes()
+    with pytest.raises(ImportFormatError, match="is the source file itself"):
+        import_nb201(src, src, "cifar10-valid")
+    assert src.read_bytes() == original
+    notes = tmp_path / "notes.h5"
+    notes.write_text("my notes")
+    with pytest.raises(ImportFormatError, match="not a readable table"):
+        import_nb201(src, notes, "cifar10-valid")
+    assert notes.read_text() == "my notes"
+    out = tmp_path / "t.h5"
+    import_nb201(src, out, "cifar10-valid")
+    import_nb201(src, out, "cifar10-valid")  # a table without proxies: a re-import replaces it
+    store_proxy(out, "mine", np.zeros(SPACE.n_archs), {"definition": "x", "seeds": [0]})
+    before = out.read_bytes()
+    with pytest.raises(ImportFormatError, match=r"holds stored proxies \(mine\)"):
+        import_nb201(src, out, "cifar10-valid")
+    assert out.read_bytes() == before
 
 
 def test_bad_inputs_are_named(tmp_path, small_source, capsys):

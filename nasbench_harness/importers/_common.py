@@ -54,13 +54,38 @@ class ImportResult:
     wall_s: float
 
 
-def check_output(output: str | os.PathLike) -> Path:
-    """Refuse an output whose directory is missing before any source is read."""
+def check_output(output: str | os.PathLike, source: str | os.PathLike | None = None) -> Path:
+    """Refuse, before any source is read, an output that would lose something.
+
+    Refused: a directory, a missing directory, the source file itself, an
+    existing file that is not a table, and a table holding stored proxies (a
+    fresh import has none). An existing table without proxies is replaced (a
+    re-import).
+    """
     out = Path(output)
     if out.is_dir():
         raise ImportFormatError(f"{out} is a directory; give a file name for the table")
     if not out.parent.is_dir():
         raise ImportFormatError(f"{out}: directory {out.parent} does not exist; create it first")
+    if not out.exists():
+        return out
+    if source is not None and Path(source).exists() and out.samefile(source):
+        raise ImportFormatError(f"-o {out} is the source file itself; give another -o")
+    from nasbench_harness.errors import NasbenchError
+    from nasbench_harness.table import open_table
+
+    try:
+        proxies = open_table(out).proxy_names
+    except NasbenchError as exc:
+        raise ImportFormatError(
+            f"-o {out} exists and is not a readable table ({exc}); the import would overwrite "
+            "it: give another -o, or move the file away first"
+        ) from None
+    if proxies:
+        raise ImportFormatError(
+            f"-o {out} holds stored proxies ({', '.join(proxies)}); the import would drop "
+            "them: give another -o, or move the file away first"
+        )
     return out
 
 

@@ -203,7 +203,7 @@ def import_nb101(
     from nasbench_harness.table.writer import write_table
 
     start = time.perf_counter()
-    check_output(output)
+    check_output(output, path)
     path = Path(path)
     if not path.is_file():
         raise ImportFormatError(

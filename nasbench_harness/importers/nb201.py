@@ -626,7 +626,7 @@ def import_nb201(
     from nasbench_harness.table.writer import write_table
 
     start = time.perf_counter()
-    check_output(output)
+    check_output(output, path)
     data = read_nb201(path, dataset, epochs=epochs, progress=progress)
     seeds = sorted(data.per_seed)
     metrics = {}
