@@ -458,6 +458,23 @@ def test_cli_import_and_query(tmp_path, small_source, capsys):
     assert answer["canonical"] == answer["index"] != get_space("nb201").canonical(answer["index"])
 
 
+def test_damaged_sources_are_named_errors_not_tracebacks(tmp_path, small_source):
+    from nasbench_harness.importers.nb101 import parse_record
+
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"\x80\x04](K\x01\x90.")  # ADDITEMS on a list: no such operation
+    with pytest.raises(NasbenchError, match="truncated or malformed.*download it again"):
+        import_nb201(bad, tmp_path / "x.h5", "cifar10-valid")
+    cut = tmp_path / "cut.pth"
+    torch.save(small_source, cut)  # the zip format
+    cut.write_bytes(cut.read_bytes()[: int(cut.stat().st_size * 0.9)])
+    with pytest.raises(ImportFormatError, match="truncated or damaged.*download it again"):
+        import_nb201(cut, tmp_path / "x.h5", "cifar10-valid")
+    with pytest.raises(ImportFormatError, match="not a NAS-Bench-101 record"):
+        parse_record(json.dumps(["h", 4, "0110", 5, ""]).encode())  # operations not a string
+    assert not (tmp_path / "x.h5").exists()
+
+
 def test_import_never_overwrites_what_it_would_lose(tmp_path, small_source):
     from nasbench_harness.table import store_proxy
 

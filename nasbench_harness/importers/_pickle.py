@@ -213,9 +213,9 @@ class StreamingUnpickler:
         """Run the pickle to its STOP and return the object."""
         try:
             return self._load()
-        except (struct.error, IndexError, ValueError) as exc:
-            if isinstance(exc, PickleStreamError):
-                raise
+        except NasbenchError:
+            raise
+        except Exception as exc:  # a damaged stream breaks the machine in any way (MemoryError too)
             raise self._error(
                 f"is truncated or malformed ({type(exc).__name__}: {exc}); download it again"
             ) from None

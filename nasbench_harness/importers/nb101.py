@@ -160,7 +160,7 @@ def parse_record(data: bytes, label: str = "record") -> Nb101Run:
         matrix = np.array([int(c) for c in raw_adjacency], dtype=np.int64).reshape(dim, dim)
         ops = raw_operations.split(",")
         evaluations, params, total = decode_model_metrics(base64.b64decode(raw_metrics))
-    except (ValueError, TypeError, UnicodeDecodeError, binascii.Error) as exc:
+    except (ValueError, TypeError, AttributeError, UnicodeDecodeError, binascii.Error) as exc:
         raise ImportFormatError(
             f"{label}: not a NAS-Bench-101 record ([module_hash, epochs, adjacency, "
             f"operations, base64 metrics]): {exc}"

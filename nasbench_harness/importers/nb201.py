@@ -427,6 +427,11 @@ def _read_single(reader: _Reader, path: Path) -> dict[str, Any]:
             elif head[:1] == b"\x80":
                 top = reader.run_pickle(fh, label)
                 layout = "pickle"
+            elif head == b"PK\x03\x04":  # a zip (torch.save) whose end is missing
+                raise ImportFormatError(
+                    f"{path}: a zip file (torch.save) that is truncated or damaged (no central "
+                    "directory at its end); download it again"
+                )
             else:
                 raise ImportFormatError(
                     f"{path}: not a NAS-Bench-201 file (neither a torch.save file, a pickle "
