@@ -288,6 +288,7 @@ def test_nb201_splits_are_never_mixed(tmp_path, small_source):
         if dataset == "cifar10":  # no validation split: NaN, never the test split
             assert np.isnan(table.array("valid_acc")).all()
             assert prov["source"]["split_names"] == {"valid": None, "test": "ori-test"}
+            assert prov["dataset"]["split_sizes"] == {"train": 50_000, "test": 10_000}
             assert prov["not_recorded"]["epoch_metrics"] == {
                 "valid_acc": "all",
                 "valid_loss": "all",
@@ -298,6 +299,9 @@ def test_nb201_splits_are_never_mixed(tmp_path, small_source):
         else:
             assert prov["source"]["split_names"] == {"valid": "x-valid", "test": "x-test"}
             assert validate_table(out) == []
+            # the chance line is drawn for the real split size, not a default of 1,000
+            n_valid = {"cifar100": 5_000, "ImageNet16-120": 3_000}[dataset]
+            assert table.noise_ceiling("valid_acc")["chance"]["split_size"] == n_valid
             imported = [SPACE.index(small_source["meta_archs"][i]) for i in ARCHS]  # others NaN
             valid = np.asarray(table.array("valid_acc"))[imported]
             assert np.isfinite(valid).any()

@@ -273,6 +273,7 @@ def import_nb101(
                 "valid": "the other 10,000 images of the CIFAR-10 training set",
                 "test": "the 10,000-image CIFAR-10 test set",
             },
+            "split_sizes": {"train": 40_000, "valid": 10_000, "test": 10_000},
             "split_seed": 0,
             "split_note": "NB101's split is fixed by its data files, not by a seed",
             "n_classes": 10,

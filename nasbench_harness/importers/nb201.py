@@ -77,6 +77,7 @@ class Nb201Dataset:
     n_classes: int
     input_shape: tuple[int, ...]
     splits: dict[str, str]
+    split_sizes: dict[str, int]  # examples per split (what the chance line needs)
 
 
 DATASETS: dict[str, Nb201Dataset] = {
@@ -90,6 +91,7 @@ DATASETS: dict[str, Nb201Dataset] = {
             "valid": "x-valid: the other 25,000 images of the CIFAR-10 training set",
             "test": "ori-test: the 10,000-image CIFAR-10 test set",
         },
+        split_sizes={"train": 25_000, "valid": 25_000, "test": 10_000},
     ),
     "cifar10": Nb201Dataset(
         valid=None,
@@ -102,6 +104,7 @@ DATASETS: dict[str, Nb201Dataset] = {
             "(use --dataset cifar10-valid for a validation split)",
             "test": "ori-test: the 10,000-image CIFAR-10 test set",
         },
+        split_sizes={"train": 50_000, "test": 10_000},
     ),
     "cifar100": Nb201Dataset(
         valid="x-valid",
@@ -113,6 +116,7 @@ DATASETS: dict[str, Nb201Dataset] = {
             "valid": "x-valid: 5,000 images, NB201's half of the CIFAR-100 test set",
             "test": "x-test: the other 5,000 images of the CIFAR-100 test set",
         },
+        split_sizes={"train": 50_000, "valid": 5_000, "test": 5_000},
     ),
     "ImageNet16-120": Nb201Dataset(
         valid="x-valid",
@@ -124,6 +128,7 @@ DATASETS: dict[str, Nb201Dataset] = {
             "valid": "x-valid: 3,000 images, NB201's half of the ImageNet16-120 test set",
             "test": "x-test: the other 3,000 images of the ImageNet16-120 test set",
         },
+        split_sizes={"train": 151_700, "valid": 3_000, "test": 3_000},
     ),
 }
 
@@ -653,6 +658,7 @@ def import_nb201(
         "dataset": {
             "name": dataset,
             "splits": dict(spec.splits),
+            "split_sizes": dict(spec.split_sizes),
             "split_seed": 0,
             "split_note": "NB201 splits come from its published split files, not from a seed",
             "n_classes": spec.n_classes,

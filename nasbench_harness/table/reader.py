@@ -823,7 +823,8 @@ class Table:
         Chance is ``100 / n_classes`` percent; the line is chance plus three
         binomial standard errors of a chance-level classifier on the split
         (``100 * sqrt(p (1 - p) / n)``, ``n`` the split size from the
-        provenance, 1,000 where the provenance gives no number).
+        provenance's ``dataset.splits`` or ``dataset.split_sizes``, 1,000
+        where it gives no number).
         """
         if metric not in schema.ACC_METRICS:
             return None
@@ -831,9 +832,17 @@ class Table:
             p = 1.0 / self.n_classes
         except (KeyError, TypeError, ValueError, ZeroDivisionError):
             return None
-        splits = self.provenance.get("dataset", {}).get("splits", {})
-        n = splits.get(metric.split("_")[0]) if isinstance(splits, dict) else None
-        n = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1000
+        def size(value: Any) -> int | None:
+            ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+            return value if ok else None
+
+        dataset = self.provenance.get("dataset", {})
+        split = metric.split("_")[0]
+        n = None
+        for key in ("splits", "split_sizes"):  # sizes, or descriptions with sizes beside
+            sizes = dataset.get(key) if isinstance(dataset, dict) else None
+            n = n or (size(sizes.get(split)) if isinstance(sizes, dict) else None)
+        n = n or 1000
         threshold = 100.0 * (p + 3.0 * math.sqrt(p * (1.0 - p) / n))
         return {"accuracy": 100.0 * p, "threshold": threshold, "split_size": n}
 
