@@ -428,6 +428,10 @@ def test_cli_space_info_for_both_spaces(capsys):
     assert main(["space", "info", "--space", "NB101"]) == 0  # the shared keys only
     text = capsys.readouterr().out
     assert text.startswith("space nb101: ops ") and "423,624 architectures" in text
+    assert main(["space", "info", "--space", "nb101", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)  # DESIGN.md's keys, the nb201-only one null
+    assert {"space", "ops", "n_archs", "n_unique", "n_unique_nb201"} <= set(out)
+    assert out["n_archs"] == 423624 and out["n_unique_nb201"] is None
     with pytest.raises(SystemExit) as exit_info:
         main(["space", "info", "--space", "nb301"])
     assert exit_info.value.code == 2 and "invalid choice: 'nb301'" in capsys.readouterr().err

@@ -13,7 +13,8 @@ def register(subparsers) -> None:
         "import",
         help="import a community benchmark file (NAS-Bench-201 / NATS-Bench, NAS-Bench-101)",
         description="Read a community benchmark file as a stream (bounded memory) and write "
-        "a validated table. See docs/import.md.",
+        "a table (its structure checked as it is written; `nasbench table validate` checks "
+        "its values). See docs/import.md.",
     )
     sub = parser.add_subparsers(dest="import_format", metavar="FORMAT", required=True)
     nb201 = sub.add_parser(

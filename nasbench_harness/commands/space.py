@@ -32,6 +32,7 @@ def run_info(args) -> int:
         "n_unique": space.n_unique,
         "n_connected": int(space.connected.sum()),
     }
+    out["n_unique_nb201"] = None  # NAS-Bench-201's string rule: nb201 only (null elsewhere)
     if args.space == "nb201":  # cells on edges, and several equivalence rules
         out["n_edges"] = space.n_edges
         out["n_unique_nb201"] = space.n_unique_nb201
@@ -46,7 +47,7 @@ def run_info(args) -> int:
     else:
         print(f"space {out['space']}: ops {', '.join(out['ops'])}")
     print(f"  {out['n_archs']:,} architectures, {out['n_unique']:,} distinct computations")
-    if "n_unique_nb201" in out:
+    if out["n_unique_nb201"] is not None:
         print(f"  {out['n_unique_nb201']:,} unique under NAS-Bench-201's own string rule")
     print(f"  {out['n_connected']:,} with a path from input to output")
     for rule, count in out.get("n_unique_by_rule", {}).items():
