@@ -19,7 +19,6 @@ from nasbench_harness import cli
 from nasbench_harness.build import (
     FakeTrainer,
     Shard,
-    Task,
     make_settings,
     merge,
     plan_tasks,
@@ -202,7 +201,9 @@ def test_rows_round_trip(tmp_path):
     for name, values in expected_curves(settings, row.task).items():
         np.testing.assert_array_equal(row.curves[name], values)
     assert row.wall_time_s >= 0 and row.hostname and row.pid > 0 and row.code_version
-    again = read_rows(write_rows(tmp_path / "copy.h5", content.rows, settings, content.dataset_info))
+    again = read_rows(
+        write_rows(tmp_path / "copy.h5", content.rows, settings, content.dataset_info)
+    )
     assert again.dataset_info == content.dataset_info and len(again.rows) == len(content.rows)
     for back, row in zip(again.rows, content.rows):  # every field, times and strings included
         assert set(back.curves) == set(row.curves)

@@ -215,7 +215,6 @@ def test_code_fingerprint_follows_the_algorithm_file(tmp_path):
 
 def test_every_algorithm_compare_refuses_while_a_module_is_broken(monkeypatch):
     import algorithms.registry as registry
-
     from nasbench_harness.compare import tabular_algorithms
 
     assert "rea" in tabular_algorithms()

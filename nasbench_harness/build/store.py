@@ -330,7 +330,9 @@ class RowIndex:
         elif same_data(rowfile.dataset_info, self.dataset_info):
             here = rowfile.dataset_info.get(LOCAL_DATA_KEY)
             locations = self.data_locations()
-            new = [p for p in ([] if here is None else str(here).split(" | ")) if p not in locations]
+            new = [
+                p for p in ([] if here is None else str(here).split(" | ")) if p not in locations
+            ]
             if new:
                 self.dataset_info = {
                     **self.dataset_info,

@@ -832,6 +832,7 @@ class Table:
             p = 1.0 / self.n_classes
         except (KeyError, TypeError, ValueError, ZeroDivisionError):
             return None
+
         def size(value: Any) -> int | None:
             ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
             return value if ok else None
