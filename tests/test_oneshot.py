@@ -545,6 +545,10 @@ def test_oneshot_proxy_is_stored_resumed_and_correlated(tmp_path, capsys):
     capsys.readouterr()
     assert not side.exists() or not side.read_text()  # nothing needed scoring
     np.testing.assert_array_equal(open_table(path).array("proxy/oneshot"), scores)
+    assert main([*argv[:5], "1", *argv[6:]]) == 0  # --seeds 1: the stored seed 1 is kept
+    capsys.readouterr()
+    np.testing.assert_array_equal(open_table(path).array("proxy/oneshot"), scores)
+    assert open_table(path).proxy_attrs["oneshot"]["seeds"] == [0, 1]
     assert (
         main(
             [

@@ -498,8 +498,27 @@ def test_stored_scores_survive_a_trial_run_without_the_side_file(tmp_path):
     after = open_table(path).array("proxy/params")[reps[:20]]
     np.testing.assert_array_equal(after, before)
     assert summary["params"]["n_scored"] == 20
-    # other settings (a batch size) are other scores: not mixed with the stored ones
-    score_table(path, ["params"], seeds=1, limit=2, recipe=recipe, batch_size=8, progress=False)
+    # a smaller --seeds keeps the stored seeds too
+    score_table(path, ["snip"], seeds=2, limit=3, recipe=recipe, progress=False)
+    snip = open_table(path).array("proxy/snip")[reps[:3]].copy()
+    score_table(path, ["snip"], seeds=1, limit=3, recipe=recipe, progress=False)
+    table = open_table(path)
+    assert table.proxy_attrs["snip"]["seeds"] == [0, 1]
+    np.testing.assert_array_equal(table.array("proxy/snip")[reps[:3]], snip)
+    # other settings (a batch size) are other scores: refused, unless asked to replace them
+    with pytest.raises(NasbenchError, match="scored with other settings.*--replace"):
+        score_table(path, ["params"], seeds=1, limit=2, recipe=recipe, batch_size=8)
+    np.testing.assert_array_equal(open_table(path).array("proxy/params")[reps[:20]], before)
+    score_table(
+        path,
+        ["params"],
+        seeds=1,
+        limit=2,
+        recipe=recipe,
+        batch_size=8,
+        progress=False,
+        replace=True,
+    )
     assert np.isfinite(open_table(path).array("proxy/params")[reps]).sum() == 2
 
 

@@ -21,7 +21,10 @@ def register(subparsers) -> None:
             "the initialisation and a minibatch from the table's training split; params and "
             "flops do not depend on it and are computed once) and store "
             "the scores in the table's proxy group. Finished scores go to TABLE.proxies.jsonl "
-            "first, so an interrupted run resumes when run again. The data set and skeleton "
+            "first, so an interrupted run resumes when run again; scores already stored in the "
+            "table under the same settings count as done and are kept (all their seeds, also "
+            "beyond K); a stored proxy of other settings is replaced only with --replace. By "
+            "default only archs with a training result are scored (--all-archs). The data set and skeleton "
             "come from the table's provenance recipe; a table without a training recipe "
             "(e.g. a synthetic one) needs --recipe-json. The proxy 'oneshot' (not part of 'all': "
             "it trains a supernet per proxy seed, minutes each) is the validation accuracy of "
@@ -52,7 +55,14 @@ def register(subparsers) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="score only the first N distinct archs (trial run; the rest stay NaN)",
+        help="score only the first N distinct archs (trial run; archs not scored before "
+        "stay NaN, scores stored before are kept)",
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace a stored proxy that was scored with other settings (recipe, batch "
+        "size, schedule, device, code version); refused without it",
     )
     parser.add_argument(
         "--all-archs",
@@ -139,6 +149,7 @@ def _score_oneshot(args, recipe) -> dict:
         limit=args.limit,
         all_archs=args.all_archs,
         progress=not args.no_progress,
+        replace=args.replace,
     )
 
 
@@ -172,6 +183,7 @@ def run(args) -> int:
             batch_size=args.batch_size,
             data_root=args.data_root,
             progress=not args.no_progress,
+            replace=args.replace,
         )
     if "oneshot" in names:
         summary["oneshot"] = _score_oneshot(args, recipe)

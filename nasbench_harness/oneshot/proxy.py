@@ -138,6 +138,7 @@ def score_oneshot(
     all_archs: bool = False,
     progress: bool = True,
     store: bool = True,
+    replace: bool = False,
 ) -> dict[str, Any]:
     """Score every distinct arch of the table with the one-shot proxy and store it.
 
@@ -180,9 +181,11 @@ def score_oneshot(
     from nasbench_harness.proxies.score import (
         _read_side,
         archs_to_score,
+        check_replace,
         check_table_data,
         side_file,
         stored_records,
+        stored_seeds,
     )
     from nasbench_harness.table import open_table, store_proxy
     from nasbench_harness.train import _deterministic, torch_threads
@@ -197,6 +200,7 @@ def score_oneshot(
     todo = archs_to_score(table, all_archs=all_archs, limit=limit)
     fp = _fingerprint(recipe, schedule, eval_examples, device)
     side = side_file(table_path)
+    check_replace(table, table_path, PROXY_NAME, fp, 1, replace)
     done = stored_records(table, PROXY_NAME, fp)  # what the table holds for these settings
     done.update(_read_side(side, fp))
     splits = None
@@ -244,11 +248,12 @@ def score_oneshot(
             if bar is not None:
                 bar.close()
 
-    scores = np.full((table.n_archs, seeds), np.nan)
+    columns = stored_seeds(done, PROXY_NAME, range(seeds))  # a smaller --seeds drops none
+    scores = np.full((table.n_archs, len(columns)), np.nan)
     n_fail = n_unscored = 0
     errors: list[str] = []
     for arch in reps:
-        for s in range(seeds):
+        for k, s in enumerate(columns):
             rec = done.get((PROXY_NAME, s, int(arch)))
             if rec is None:
                 n_unscored += 1
@@ -257,11 +262,11 @@ def score_oneshot(
                 if rec.get("error") and len(errors) < 5:
                     errors.append(f"arch {int(arch)} seed {s}: {rec['error']}")
             else:
-                scores[int(arch), s] = rec["score"]
+                scores[int(arch), k] = rec["score"]
     attrs = {
         "definition": DEFINITION,
         "kind": "one-shot (weight-sharing)",
-        "seeds": list(range(seeds)),
+        "seeds": columns,
         "n_failures": n_fail,
         "n_unscored": n_unscored,
         "schedule": {k: v for k, v in RSPS(**schedule).get_params().items() if k in accepted},
@@ -276,7 +281,7 @@ def score_oneshot(
     if store:
         store_proxy(table_path, PROXY_NAME, scores, attrs)
     return {
-        "n_scored": int(reps.size * seeds - n_fail - n_unscored),
+        "n_scored": int(reps.size * len(columns) - n_fail - n_unscored),
         "n_failures": n_fail,
         "n_unscored": n_unscored,
         "errors": errors,

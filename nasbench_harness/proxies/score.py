@@ -239,6 +239,33 @@ def stored_records(
     return out
 
 
+def check_replace(
+    table, table_path: Any, name: str, fingerprint: str, revision: int, replace: bool
+) -> None:
+    """Refuse to overwrite stored scores of ``name`` made with other settings.
+
+    Scores of other settings (recipe, batch size, schedule, device, code
+    version: another ``config``) are other numbers; this run would replace
+    them, so it needs ``replace`` (``--replace``). Scores of an older proxy
+    revision are replaced without asking: their definition is gone.
+    """
+    attrs = getattr(table, "proxy_attrs", {}).get(name)
+    if replace or not attrs or attrs.get("config") == fingerprint:
+        return
+    if int(attrs.get("revision", 1)) != int(revision):
+        return
+    raise NasbenchError(
+        f"{table_path} holds proxy {name!r} scored with other settings (config "
+        f"{attrs.get('config') or 'not recorded'}, this run {fingerprint}); scoring would "
+        "replace those scores: pass --replace to do so, or score into a copy of the table"
+    )
+
+
+def stored_seeds(done: dict, name: str, seeds: Sequence[int]) -> list[int]:
+    """The proxy seeds to store for ``name``: this run's and any other already scored."""
+    return sorted(set(seeds) | {s for (n, s, _) in done if n == name})
+
+
 def check_scorable(table, table_path: Any) -> None:
     """Refuse a table whose cells the proxies' models cannot build (they build nb201 cells)."""
     from nasbench_harness.build.plan import TRAINABLE_SPACES
@@ -299,6 +326,7 @@ def score_table(
     data_root: str | os.PathLike | None = None,
     progress: bool = True,
     store: bool = True,
+    replace: bool = False,
 ) -> dict[str, Any]:
     """Score the table's distinct archs with ``proxies`` at proxy seeds ``0..seeds-1`` and store them.
 
@@ -328,7 +356,11 @@ def score_table(
     data_root
         Directory of local-disk data sets (CIFAR).
     store
-        Write the scores into the table with ``store_proxy``.
+        Write the scores into the table with ``store_proxy``. Seeds scored
+        before under the same settings (more than ``seeds``) are stored too.
+    replace
+        Replace a stored proxy scored with other settings (refused otherwise,
+        before any scoring: :func:`check_replace`).
 
     Returns
     -------
@@ -369,6 +401,7 @@ def score_table(
     fp = config.fingerprint()
     done = {}
     for name in names:  # what the table already holds for these settings
+        check_replace(table, table_path, name, fp, specs[name].revision, replace)
         done.update(stored_records(table, name, fp, specs[name].revision))
     done.update(_read_side(side, fp))
     done = {  # scores of an older definition of a proxy are scored again
@@ -455,22 +488,23 @@ def score_table(
 
     summary: dict[str, Any] = {}
     for name in names:
-        scores = np.full((table.n_archs, seeds), np.nan)
+        columns = stored_seeds(done, name, seed_list)  # a smaller --seeds drops none
+        scores = np.full((table.n_archs, len(columns)), np.nan)
         n_fail, n_unscored, errors = 0, 0, []
         for arch in reps:  # every finished score, also from earlier runs with a larger --limit
-            for s in seed_list:
+            for k, s in enumerate(columns):
                 rec = done.get((name, s, int(arch)))
                 if rec is None:
                     n_unscored += 1
                 elif rec["score"] is not None:
-                    scores[int(arch), s] = rec["score"]
+                    scores[int(arch), k] = rec["score"]
                 else:
                     n_fail += 1
                     if rec.get("error") and len(errors) < 5:
                         errors.append(f"arch {int(arch)} seed {s}: {rec['error']}")
         attrs = {
             "definition": specs[name].definition,
-            "seeds": seed_list,
+            "seeds": columns,
             "seed_independent": specs[name].seed_independent,
             "revision": specs[name].revision,
             "n_failures": n_fail,
@@ -483,7 +517,7 @@ def score_table(
         if store:
             store_proxy(table_path, name, scores, attrs)
         summary[name] = {
-            "n_scored": int(reps.size * seeds - n_fail - n_unscored),
+            "n_scored": int(reps.size * len(columns) - n_fail - n_unscored),
             "n_failures": n_fail,
             "n_unscored": n_unscored,
             "errors": errors,
