@@ -183,7 +183,8 @@ def merge(
     a table that passes (holes of missing rows aside) replaces ``out_path``,
     and proxies stored in the table it replaces are carried over when that
     table has the same space, recipe and data set (otherwise the merge is
-    refused before any work, as it is for a file there that is not a table).
+    refused once the rows are read, before a latency sweep or any writing, as
+    it is for a file there that is not a table).
     """
     if latency not in LATENCY_SOURCES:
         raise BuildError(f"latency={latency!r} is not known: use one of {LATENCY_SOURCES}")
@@ -208,6 +209,15 @@ def merge(
         )
         error.exit_code = 1
         raise error
+    # the table at out_path and its proxies: refused or kept, before the long work
+    kept = _proxies_to_keep(
+        out_path,
+        {
+            "space": settings.space,
+            "recipe": dict(settings.recipe),
+            "dataset": dict(index.dataset_info or {}),
+        },
+    )
     space = get_space(settings.space)
     seeds = list(settings.seeds)
     seed_position = {seed: i for i, seed in enumerate(seeds)}
@@ -289,7 +299,6 @@ def merge(
     provenance["build"]["n_missing_rows"] = len(missing)
     if settings.limit is not None:  # a sample: archs outside it are NaN by design
         provenance["build"]["planned_archs"] = sorted(int(a) for a in arch_order(settings))
-    kept = _proxies_to_keep(out_path, provenance)
     if kept:
         provenance["kept_proxies"] = {
             "from": str(out_path),

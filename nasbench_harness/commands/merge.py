@@ -19,7 +19,11 @@ def register(subparsers) -> None:
         description=(
             "Read every row of one build (build directories, part files or row files, e.g. "
             "copied from several machines), drop duplicates, expand each canonical arch's row "
-            "to its isomorphic archs, write the table and validate it. A build with planned "
+            "to its isomorphic archs, write the table beside TABLE and validate it there: only "
+            "a table that passes replaces TABLE; one that fails is left beside it as "
+            "NAME.rejected.h5 for a TABLE NAME.h5 (exit 1) and TABLE is untouched. Proxies stored in the TABLE it replaces are kept "
+            "(same space, recipe and data); a TABLE of other proxies, or a file that is not a "
+            "table, is refused before a latency sweep or any writing. A build with planned "
             "rows missing is refused (exit 1, nothing written) unless --allow-partial."
         ),
     )
