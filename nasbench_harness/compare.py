@@ -10,8 +10,11 @@ Runs go to ``jobs`` worker processes. Each finished run is appended as one
 JSON line to ``<out>/runs/<task>.jsonl`` (line-buffered and flushed), so an
 interrupted compare loses at most the runs in flight; the next call with the
 same ``--out`` reads those files back and skips every run whose key (table
-checksum, algorithm, hyperparameters, seed, budget, workers) is already
-there. A torn last line is dropped and its run done again.
+checksum, algorithm, hyperparameters, seed, budget, workers, ``eval_time``
+and the fingerprint of the code a search runs:
+:func:`algorithms.registry.code_fingerprint`) is already there. A torn line
+is dropped and its run done again; a record of another version is kept on
+disk and not reused.
 
 A run is stored as its incumbent step function (the time, regret and arch of
 every change of incumbent), which is all the statistics need; the full

@@ -68,12 +68,11 @@ def register(subparsers) -> None:
         help=f"seed of the shuffled arch order (default: {DEFAULT_ORDER_SEED})",
     )
     for flag, field, kind, text in RECIPE_FLAGS:
+        default = DEFAULT_RECIPE.get(field, "the data set default")
+        if field in SIZE_FIELDS:  # the shipped sizes fit only the shipped data set
+            default = f"{default} for {DEFAULT_RECIPE['dataset']}, else the data set's own"
         what.add_argument(
-            flag,
-            dest=field,
-            type=kind,
-            default=None,
-            help=f"{text} (default: {DEFAULT_RECIPE.get(field, 'the data set default')})",
+            flag, dest=field, type=kind, default=None, help=f"{text} (default: {default})"
         )
     what.add_argument(
         "--dry-run",

@@ -19,7 +19,10 @@ def register(subparsers) -> None:
             "Run every algorithm with the same seeds 0..N-1 on every task (table x budget), "
             "then write report.html, report.md, results.csv and summary.json. Finished runs "
             "are kept in OUT/runs/ as they finish, so an interrupted compare resumes where it "
-            "stopped when run again with the same --out. With no arguments: the shipped "
+            "stopped when run again with the same --out (runs of other code, i.e. after a change "
+            "to the algorithms, simulator, spaces or table reader, are done again; after "
+            "changing only modules your own algorithm file imports, give a new --out). With "
+            "no arguments: the shipped "
             f"default table, every tabular algorithm, {DEFAULT_RUNS} seeds, budgets "
             f"{','.join(DEFAULT_BUDGETS)}."
         ),

@@ -26,7 +26,13 @@ def register(subparsers) -> None:
         "seeds and epochs are NaN.",
     )
     nb201.add_argument("source", metavar="FILE", help="the .pth file or NATS archive directory")
-    nb201.add_argument("-o", "--output", required=True, metavar="TABLE", help="table to write")
+    nb201.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="TABLE",
+        help="table to write (refused: the source itself, a file that is not a table, a table holding stored proxies; a table without proxies is replaced)",
+    )
     nb201.add_argument(
         "--dataset",
         required=True,
@@ -50,7 +56,13 @@ def register(subparsers) -> None:
         "halfway and final epochs only; losses, FLOPs and latency are NaN (not recorded).",
     )
     nb101.add_argument("source", metavar="FILE", help="nasbench_only108.tfrecord or _full")
-    nb101.add_argument("-o", "--output", required=True, metavar="TABLE", help="table to write")
+    nb101.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="TABLE",
+        help="table to write (refused: the source itself, a file that is not a table, a table holding stored proxies; a table without proxies is replaced)",
+    )
     nb101.add_argument(
         "--epochs", type=int, default=108, choices=(4, 12, 36, 108), help="epoch budget"
     )
@@ -100,8 +112,9 @@ def _report(result, as_json: bool) -> None:
         return
     holes = sum(result.holes.values())
     note = (
-        f"; {holes} values the source does not have are NaN "
-        "(`nasbench table validate` lists them as missing results)"
+        f"; {holes} values the source does not have are NaN (gaps it never records are "
+        "declared in provenance not_recorded; `nasbench table validate` lists only the others "
+        "as missing results)"
         if holes
         else ""
     )

@@ -24,7 +24,10 @@ def register(subparsers) -> None:
     parser.add_argument("--metric", default="valid_acc", help="metric name (default: valid_acc)")
     parser.add_argument("--epoch", type=int, default=None, help="epoch (default: the last)")
     parser.add_argument(
-        "--seed", type=int, default=None, help="training seed (default: mean over seeds)"
+        "--seed",
+        type=int,
+        default=None,
+        help="training seed, or for proxy/NAME a proxy seed (default: mean over seeds)",
     )
     add_json_flag(parser)
     parser.set_defaults(func=run)
