@@ -293,12 +293,17 @@ def test_shards_in_one_directory_merge_to_the_full_build(tmp_path):
     assert_same_tables(a.path, b.path)
 
 
-def test_crash_between_compaction_and_delete_is_deduplicated(tmp_path):
+def _one_part_build(tmp_path):
+    """A finished fake build of 4 archs at one seed: its settings, folder, part and rows."""
     settings = fake_settings(limit=4, seeds=(0,))
     out = tmp_path / "b"
     build(settings, out)
     (part,) = build_files(out)
-    rows = read_rows(part)
+    return settings, out, part, read_rows(part)
+
+
+def test_crash_between_compaction_and_delete_is_deduplicated(tmp_path):
+    settings, out, part, rows = _one_part_build(tmp_path)
     # the row files a crashed compaction did not delete yet
     for row in rows.rows[:2]:
         write_rows(out / "rows" / f"{row.arch}-{row.seed}.h5", [row], settings, rows.dataset_info)
@@ -313,11 +318,7 @@ def test_scan_survives_a_concurrent_compaction(tmp_path, monkeypatch):
     # listing and its reading of them: the rows are found in the new part, none is lost.
     import nasbench_harness.build.store as store
 
-    settings = fake_settings(limit=4, seeds=(0,))
-    out = tmp_path / "b"
-    build(settings, out)
-    (part,) = build_files(out)
-    content = read_rows(part)
+    settings, out, part, content = _one_part_build(tmp_path)
     part.unlink()
     rows = [
         write_rows(out / "rows" / f"{r.arch}-{r.seed}.h5", [r], settings, content.dataset_info)
@@ -368,14 +369,10 @@ def test_remerge_keeps_stored_proxies_and_refuses_to_drop_others(tmp_path):
 
 
 def test_a_table_failing_validation_does_not_replace_the_good_one(tmp_path):
-    settings = fake_settings(limit=4, seeds=(0,))
-    out = tmp_path / "b"
-    build(settings, out)
+    settings, out, part, content = _one_part_build(tmp_path)
     good = merge([out], tmp_path / "t.h5")
     assert good.complete and not good.problems
     before = good.path.read_bytes()
-    (part,) = build_files(out)
-    content = read_rows(part)
     part.unlink()
     first, *rest = content.rows
     broken = replace(first, curves={**first.curves, "valid_loss": np.full(3, np.nan)})
@@ -387,11 +384,7 @@ def test_a_table_failing_validation_does_not_replace_the_good_one(tmp_path):
 
 
 def test_disagreeing_duplicates_name_both_files(tmp_path):
-    settings = fake_settings(limit=4, seeds=(0,))
-    out = tmp_path / "b"
-    build(settings, out)
-    (part,) = build_files(out)
-    content = read_rows(part)
+    settings, out, part, content = _one_part_build(tmp_path)
     row = content.rows[0]
     changed = dict(row.curves, valid_acc=row.curves["valid_acc"] + 1.0)
     other = write_rows(
@@ -408,11 +401,7 @@ def test_disagreeing_duplicates_name_both_files(tmp_path):
 def test_rows_read_from_other_data_folders_merge_and_other_data_is_refused(tmp_path):
     # One data set reached through different folders (two machines, a symlink) is one
     # build; data that differs in anything else is not.
-    settings = fake_settings(limit=4, seeds=(0,))
-    out = tmp_path / "b"
-    build(settings, out)
-    (part,) = build_files(out)
-    content = read_rows(part)
+    settings, out, part, content = _one_part_build(tmp_path)
     part.unlink()
     folders = ("/mnt/a/cifar-10-batches-py", "/home/b/cifar-10-batches-py")
     for k, row in enumerate(content.rows):
