@@ -583,6 +583,7 @@ def test_info_is_json(table):
     text = json.dumps(info)
     assert "noise_ceiling" in info and info["checksum"] == table.checksum
     assert info["shapes"]["metrics/valid_acc"] == [15625, 3, 12]
+    assert info["epochs"] == list(range(1, 13)) and info["n_epochs"] == 12
     assert json.loads(text)["provenance"]["synthetic"] is True
 
 

@@ -863,7 +863,7 @@ class Table:
             "n_unique": self.n_unique,
             "seeds": self.seeds.tolist(),
             "n_epochs": self.n_epochs,
-            "epochs": [1, self.n_epochs],
+            "epochs": [int(e) for e in self.epochs],  # the table's /epochs, 1..E
             "shapes": shapes,
             "metrics": list(self.epoch_metric_names),
             "arch_metrics": list(self.arch_metric_names),
