@@ -54,39 +54,19 @@ def rejected_path(out_path: str | os.PathLike) -> Path:
     return out_path.with_name(f"{out_path.stem}.rejected{out_path.suffix}")
 
 
-def _check_out_path(out_path: Path) -> None:
-    if out_path.is_dir():
-        raise BuildError(f"-o {out_path} is a directory; give a file name for the table")
-    if not out_path.parent.is_dir():
-        raise BuildError(
-            f"-o {out_path}: directory {out_path.parent} does not exist; create it first"
-        )
-
-
-def _proxies_to_keep(out_path: Path, provenance: Mapping[str, Any]) -> dict:
-    """Stored proxies of the table at ``out_path`` that stay valid for the new table.
+def _proxies_to_keep(old, provenance: Mapping[str, Any], out_path: Path) -> dict:
+    """Stored proxies of ``old``, the table at ``out_path``, that stay valid for the new table.
 
     Proxy scores depend on the space, the data (their batches come from the
     training split) and the skeleton, not on which rows were trained: a
-    re-merge of the same build (more rows, a latency sweep) keeps them. A file
-    there that is not a table, or one with proxies of another recipe or data
-    set, is refused rather than overwritten.
+    re-merge of the same build (more rows, a latency sweep) keeps them. A
+    table with proxies of another space, recipe or data set is refused rather
+    than overwritten.
     """
-    if not out_path.exists():
+    if old is None or not old.proxy_names:
         return {}
     from nasbench_harness.build.store import same_data
-    from nasbench_harness.errors import NasbenchError
-    from nasbench_harness.table import open_table
 
-    try:
-        old = open_table(out_path)
-    except NasbenchError as exc:
-        raise BuildError(
-            f"-o {out_path} exists and is not a readable table ({exc}); the merge would "
-            "overwrite it: give another -o, or move the file away first"
-        ) from None
-    if not old.proxy_names:
-        return {}
     before = old.provenance
     same = (
         before.get("space") == provenance["space"]
@@ -183,16 +163,17 @@ def merge(
     a table that passes (holes of missing rows aside) replaces ``out_path``,
     and proxies stored in the table it replaces are carried over when that
     table has the same space, recipe and data set (otherwise the merge is
-    refused once the rows are read, before a latency sweep or any writing, as
-    it is for a file there that is not a table).
+    refused once the rows are read, before a latency sweep or any writing; a
+    file there that is not a table is refused before the rows are read).
     """
     if latency not in LATENCY_SOURCES:
         raise BuildError(f"latency={latency!r} is not known: use one of {LATENCY_SOURCES}")
     from nasbench_harness.space import get_space
     from nasbench_harness.table import validate_table, write_table
+    from nasbench_harness.table.writer import existing_table
 
     out_path = Path(out_path)
-    _check_out_path(out_path)  # before any long work (a latency sweep)
+    old = existing_table(out_path, doing="the merge", error=BuildError)  # before any long work
     index = _collect(inputs)
     settings = index.settings
     if settings is None:  # pragma: no cover - _collect only returns with rows, hence settings
@@ -211,12 +192,13 @@ def merge(
         raise error
     # the table at out_path and its proxies: refused or kept, before the long work
     kept = _proxies_to_keep(
-        out_path,
+        old,
         {
             "space": settings.space,
             "recipe": dict(settings.recipe),
             "dataset": dict(index.dataset_info or {}),
         },
+        out_path,
     )
     space = get_space(settings.space)
     seeds = list(settings.seeds)

@@ -62,29 +62,16 @@ def check_output(output: str | os.PathLike, source: str | os.PathLike | None = N
     fresh import has none). An existing table without proxies is replaced (a
     re-import).
     """
-    out = Path(output)
-    if out.is_dir():
-        raise ImportFormatError(f"{out} is a directory; give a file name for the table")
-    if not out.parent.is_dir():
-        raise ImportFormatError(f"{out}: directory {out.parent} does not exist; create it first")
-    if not out.exists():
-        return out
-    if source is not None and Path(source).exists() and out.samefile(source):
-        raise ImportFormatError(f"-o {out} is the source file itself; give another -o")
-    from nasbench_harness.errors import NasbenchError
-    from nasbench_harness.table import open_table
+    from nasbench_harness.table.writer import existing_table
 
-    try:
-        proxies = open_table(out).proxy_names
-    except NasbenchError as exc:
+    out = Path(output)
+    if out.is_file() and source is not None and Path(source).exists() and out.samefile(source):
+        raise ImportFormatError(f"-o {out} is the source file itself; give another -o")
+    old = existing_table(out, doing="the import", error=ImportFormatError)
+    if old is not None and old.proxy_names:
         raise ImportFormatError(
-            f"-o {out} exists and is not a readable table ({exc}); the import would overwrite "
-            "it: give another -o, or move the file away first"
-        ) from None
-    if proxies:
-        raise ImportFormatError(
-            f"-o {out} holds stored proxies ({', '.join(proxies)}); the import would drop "
-            "them: give another -o, or move the file away first"
+            f"-o {out} holds stored proxies ({', '.join(old.proxy_names)}); the import would "
+            "drop them: give another -o, or move the file away first"
         )
     return out
 

@@ -19,7 +19,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from nasbench_harness.errors import TableFormatError
+from nasbench_harness.errors import NasbenchError, TableFormatError
 from nasbench_harness.table import schema
 
 
@@ -471,12 +471,44 @@ def _write_proxy(group: h5py.Group, name: str, scores: np.ndarray, attrs: dict[s
         ds.attrs[key] = value
 
 
-def _atomic_write(path: Path, fill: Callable[[h5py.File], None]) -> Path:
-    directory = path.parent
-    if not directory.is_dir():
-        raise TableFormatError(f"{path}: directory {directory} does not exist; create it first")
+def check_destination(
+    path: str | os.PathLike, error: type[NasbenchError] = TableFormatError
+) -> Path:
+    """Refuse (``error``) a table destination that is a directory or lies in a missing one."""
+    path = Path(path)
     if path.is_dir():
-        raise TableFormatError(f"{path} is a directory; give a file name for the table")
+        raise error(f"{path} is a directory; give a file name for the table")
+    if not path.parent.is_dir():
+        raise error(f"{path}: directory {path.parent} does not exist; create it first")
+    return path
+
+
+def existing_table(
+    path: str | os.PathLike, *, doing: str, error: type[NasbenchError] = TableFormatError
+):
+    """The table already at destination ``path`` (None if there is none), before ``doing`` replaces it.
+
+    Refused (``error``), before any work: what :func:`check_destination`
+    refuses, and a file there that is not a readable table (replacing it
+    would lose it). What the caller keeps or refuses of the table it gets
+    (its stored proxies) is the caller's.
+    """
+    from nasbench_harness.table.reader import open_table
+
+    path = check_destination(path, error)
+    if not path.exists():
+        return None
+    try:
+        return open_table(path)
+    except NasbenchError as exc:
+        raise error(
+            f"{path} exists and is not a readable table ({exc}); {doing} would overwrite it: "
+            "give another -o, or move the file away first"
+        ) from None
+
+
+def _atomic_write(path: Path, fill: Callable[[h5py.File], None]) -> Path:
+    directory = check_destination(path).parent
     mode = (path.stat().st_mode & 0o777) if path.exists() else 0o644
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     os.close(fd)
