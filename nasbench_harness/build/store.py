@@ -288,10 +288,14 @@ def _pid_alive(pid: int) -> bool:
 LOCAL_DATA_KEY = "files"
 
 
+def data_identity(info: Mapping[str, Any]) -> dict[str, Any]:
+    """What a ``dataset_info`` says the data is: all of it but the local folder."""
+    return {k: v for k, v in dict(info).items() if k != LOCAL_DATA_KEY}
+
+
 def same_data(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """Whether two rows' ``dataset_info`` describe the same data (the local folder aside)."""
-    strip = lambda info: {k: v for k, v in dict(info).items() if k != LOCAL_DATA_KEY}  # noqa: E731
-    return strip(a) == strip(b)
+    return data_identity(a) == data_identity(b)
 
 
 @dataclass

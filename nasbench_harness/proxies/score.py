@@ -83,11 +83,11 @@ class ScoreConfig:
         results: scores of a partly built table stay valid for the finished one. Not
         ``data_root`` either: where the files lie does not change them."""
         from nasbench_harness import __version__
-        from nasbench_harness.build.store import LOCAL_DATA_KEY
+        from nasbench_harness.build.store import data_identity
 
         dataset = self.dataset
         if isinstance(dataset, dict):  # where the data lay on one machine is not what it is
-            dataset = {k: v for k, v in dataset.items() if k != LOCAL_DATA_KEY}
+            dataset = data_identity(dataset)
         text = json.dumps(
             {
                 "recipe": self.recipe.to_dict(),

@@ -778,10 +778,8 @@ class Table:
             entry: dict[str, Any] = {"seeds": [int(self.seeds[a]), int(self.seeds[b])]}
             for label, mask in subsets.items():
                 x, y = values[mask, a], values[mask, b]
-                ok = np.isfinite(x) & np.isfinite(y)
-                if label == "above_chance":
-                    n_gaps = int((~ok).sum())
-                    ok &= above[:, a] & above[:, b]
+                finite = np.isfinite(x) & np.isfinite(y)
+                ok = finite & above[:, a] & above[:, b] if label == "above_chance" else finite
                 tau = rho = math.nan
                 if ok.sum() >= 2:
                     with warnings.catch_warnings():
@@ -792,7 +790,7 @@ class Table:
                     "kendall_tau": tau,
                     "spearman_rho": rho,
                     "n": int(ok.sum()),
-                    "n_excluded": n_gaps if label == "above_chance" else int((~ok).sum()),
+                    "n_excluded": int((~finite).sum()),  # left out for a NaN seed
                 }
             pairs.append(entry)
         mean = {}
