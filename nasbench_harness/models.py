@@ -45,6 +45,7 @@ __all__ = [
     "build_model",
     "count_flops",
     "count_params",
+    "live_edges",
     "measure_latency_ms",
     "normalise_arch",
 ]
@@ -164,8 +165,8 @@ def _make_op(op: str, dims: int, channels: int) -> nn.Module | None:
     raise ArchError(f"op {op!r} has no module; ops are {OPS}")
 
 
-def _live_edges(arch: tuple[str, ...]) -> list[bool]:
-    """Which edges can influence node 3 (non-none, target reaches node 3)."""
+def live_edges(arch: tuple[str, ...]) -> list[bool]:
+    """Which edges can influence node 3 (non-none, target reaches node 3); a cell runs only these."""
     op = dict(zip(EDGES, arch))
     reaches = {3: True}
     reaches[2] = op[(2, 3)] != "none"
@@ -183,7 +184,7 @@ class Cell(nn.Module):
     def __init__(self, arch: tuple[str, ...], channels: int, dims: int) -> None:
         super().__init__()
         self.arch = arch
-        live = _live_edges(arch)
+        live = live_edges(arch)
         self.edges = nn.ModuleDict()
         incoming: dict[int, list[tuple[int, nn.Module | None]]] = {1: [], 2: [], 3: []}
         for k, ((i, j), op) in enumerate(zip(EDGES, arch)):

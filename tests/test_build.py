@@ -25,7 +25,15 @@ from nasbench_harness.build import (
     read_rows,
     run_build,
 )
-from nasbench_harness.build.plan import BuildSettings, arch_order, init_build_dir
+from nasbench_harness.build.defaults import TAIL_PER_WORKER
+from nasbench_harness.build.plan import (
+    NB201_OP_COST,
+    BuildSettings,
+    arch_order,
+    dispatch_order,
+    expected_cost,
+    init_build_dir,
+)
 from nasbench_harness.build.store import (
     CURVES,
     DETERMINISTIC_CURVES,
@@ -113,6 +121,51 @@ def test_shards_partition_the_plan():
     for shard in shards:  # every seed of a shard's archs is in that shard
         archs = {t.arch for t in shard}
         assert len(shard) == 2 * len(archs) and {t.seed for t in shard} == {0, 1}
+
+
+def test_expected_cost_counts_only_the_ops_a_cell_runs():
+    space = get_space("nb201")
+    empty = space.index(("none",) * 6)
+    assert expected_cost("nb201", empty) == 1.0
+    # a conv into node 1, whose only ways on (1->2, 1->3) are none, never reaches the output
+    dead = space.index(("nor_conv_3x3", "none", "none", "skip_connect", "none", "none"))
+    alive = space.index(("nor_conv_3x3", "none", "none", "skip_connect", "skip_connect", "none"))
+    assert expected_cost("nb201", dead) == pytest.approx(1.0 + NB201_OP_COST["skip_connect"])
+    assert expected_cost("nb201", alive) == pytest.approx(
+        1.0 + NB201_OP_COST["nor_conv_3x3"] + 2 * NB201_OP_COST["skip_connect"]
+    )
+    heavy = space.index(("nor_conv_3x3",) * 6)
+    assert expected_cost("nb201", heavy) > expected_cost("nb201", alive)
+    assert expected_cost("nb101", 0) is None
+
+
+def test_only_the_last_tasks_are_dispatched_longest_first():
+    settings = fake_settings(limit=20)
+    # the plan's tasks, cheapest first: the worst order for the tail
+    tasks = sorted(plan_tasks(settings), key=lambda t: expected_cost("nb201", t.arch))
+    ordered = dispatch_order(tasks, "nb201", workers=2)
+    n_tail = TAIL_PER_WORKER * 2
+    assert sorted(ordered) == sorted(tasks)  # the same tasks, none lost or doubled
+    assert ordered[:-n_tail] == tasks[:-n_tail]  # the plan's random prefix is kept
+    tail = ordered[-n_tail:]
+    costs = [expected_cost("nb201", t.arch) for t in tail]
+    assert costs == sorted(costs, reverse=True) and costs[0] > costs[-1]
+    assert tail != tasks[-n_tail:]
+    for first, second in zip(tail[::2], tail[1::2]):  # every seed of an arch together
+        assert first.arch == second.arch and (first.seed, second.seed) == (0, 1)
+    assert dispatch_order(tasks[:1], "nb201", workers=2) == tasks[:1]
+    assert dispatch_order(tasks, "nb101", workers=2) == tasks  # no cost model: plan order
+
+
+def test_a_build_trains_its_tasks_in_dispatch_order(tmp_path):
+    settings = fake_settings(limit=10)
+    assert dispatch_order(plan_tasks(settings), "nb201", workers=1) != plan_tasks(settings)
+    build(settings, tmp_path / "b", workers=1)
+    rows = sorted(
+        (r for p in build_files(tmp_path / "b") for r in read_rows(p).rows),
+        key=lambda r: r.start_time,
+    )
+    assert [r.task for r in rows] == dispatch_order(plan_tasks(settings), "nb201", workers=1)
 
 
 @pytest.mark.parametrize("text", ["3/3", "-1/2", "a/b", "1", "1/0"])
@@ -447,6 +500,34 @@ def test_merge_without_rows_is_an_error(tmp_path):
         merge([tmp_path], tmp_path / "t.h5")
     with pytest.raises(BuildError, match="no such"):
         merge([tmp_path / "nope"], tmp_path / "t.h5")
+
+
+def test_a_stopped_worker_leaves_at_once_after_its_rows_are_written(tmp_path, monkeypatch):
+    import multiprocessing
+
+    from nasbench_harness.build import executors
+    from nasbench_harness.build.worker import WorkerSpec
+
+    class Exited(Exception):
+        pass
+
+    def fake_exit(code):
+        raise Exited(code)
+
+    monkeypatch.setattr(executors.os, "_exit", fake_exit)
+    settings = fake_settings(limit=1, seeds=(0,))
+    init_build_dir(tmp_path, settings)
+    driver, worker = multiprocessing.Pipe()
+    task = plan_tasks(settings)[0]
+    driver.send(task)
+    driver.send(None)
+    with pytest.raises(Exited) as stopped:
+        executors._local_worker(worker, WorkerSpec(settings), str(tmp_path))
+    assert stopped.value.args == (0,)
+    messages = [driver.recv() for _ in range(2)]
+    assert [m[0] for m in messages] == ["ready", "done"]
+    (path,) = (tmp_path / "rows").glob("*.h5")  # written before the worker said "done"
+    assert [r.task for r in read_rows(path).rows] == [task]
 
 
 def test_failing_task_is_reported_and_the_build_goes_on(tmp_path):

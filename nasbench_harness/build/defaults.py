@@ -31,6 +31,10 @@ DEFAULT_SEEDS = (0, 1)
 #: Seed of the fixed shuffled arch order (``--limit K`` takes its first K archs).
 DEFAULT_ORDER_SEED = 0
 
+#: A build dispatches its last ``TAIL_PER_WORKER * workers`` tasks longest first (by
+#: :func:`nasbench_harness.build.plan.expected_cost`), so that its workers finish together.
+TAIL_PER_WORKER = 4
+
 #: Rows a driver commits before compacting its row files into one part file.
 ROWS_PER_PART = 64
 

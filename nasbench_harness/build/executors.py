@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 import traceback
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
@@ -69,6 +70,22 @@ def usable_cpus() -> int:
 # --- local processes --------------------------------------------------------
 
 
+def _exit_now() -> None:
+    """End a worker without the interpreter's teardown.
+
+    Tearing down torch and the loaded data takes a second or more per process,
+    and the driver waits for it at the end of every build; a worker has
+    nothing left to save when the driver stops it, so it flushes its output
+    and leaves.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(0)
+
+
 def _local_worker(conn, spec: WorkerSpec, out: str) -> None:
     """Worker process: train the tasks the driver sends, write each row file, report back."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
@@ -84,8 +101,8 @@ def _local_worker(conn, spec: WorkerSpec, out: str) -> None:
             task = conn.recv()
         except (EOFError, OSError):  # the driver is gone; finished rows are on disk
             return
-        if task is None:
-            return
+        if task is None:  # the driver's stop: every row is on disk, fsynced before "done"
+            _exit_now()
         try:
             row = context.train(task)
             write_rows(row_path(out, task), [row], spec.settings, context.dataset_info)

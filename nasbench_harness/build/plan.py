@@ -21,7 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from nasbench_harness.build.defaults import DEFAULT_ORDER_SEED, DEFAULT_RECIPE, DEFAULT_SEEDS
+from nasbench_harness.build.defaults import (
+    DEFAULT_ORDER_SEED,
+    DEFAULT_RECIPE,
+    DEFAULT_SEEDS,
+    TAIL_PER_WORKER,
+)
 from nasbench_harness.errors import BuildError
 
 #: Version of the settings layout in ``build.json``.
@@ -235,6 +240,53 @@ def plan_tasks(settings: BuildSettings, shard: Shard | None = None) -> list[Task
     if shard is not None:
         order = order[shard.index :: shard.count]
     return [Task(int(arch), seed) for arch in order for seed in settings.seeds]
+
+
+#: Training time of one live op in every cell, relative to the rest of the network (stem,
+#: reductions, classifier: 1). Fitted on the shipped build's rows (CPU, 8 channels), where
+#: per-op overhead dominates, so that a 1x1 conv costs about what a 3x3 conv does. Only
+#: the dispatch order of a build's last tasks uses it.
+NB201_OP_COST = {
+    "none": 0.0,
+    "skip_connect": 0.2,
+    "nor_conv_1x1": 3.3,
+    "nor_conv_3x3": 3.8,
+    "avg_pool_3x3": 1.6,
+}
+
+
+def expected_cost(space: str, arch: int) -> float | None:
+    """Rough relative training time of canonical arch ``arch`` of ``space`` (None: unknown).
+
+    For NB201: 1 plus :data:`NB201_OP_COST` of every op on a live edge
+    (:func:`nasbench_harness.models.live_edges`; the model drops the others).
+    """
+    if space != "nb201":
+        return None
+    from nasbench_harness.models import live_edges
+    from nasbench_harness.space import get_space
+
+    ops = get_space(space).arch(arch)
+    return 1.0 + sum(NB201_OP_COST[op] for op, live in zip(ops, live_edges(ops)) if live)
+
+
+def dispatch_order(tasks: Sequence[Task], space: str, workers: int) -> list[Task]:
+    """``tasks`` in plan order, but for the last ``TAIL_PER_WORKER * workers``: longest first.
+
+    A build lasts until its slowest worker is done; when the last tasks are
+    the shortest, the workers finish nearly together instead of one waiting
+    for another's long task. Only the tail moves, and the seeds of an arch
+    stay together, so a build stopped before its tail still holds the uniform
+    random sample of archs that :func:`plan_tasks` promises. Tasks of a space
+    without :func:`expected_cost` keep their order.
+    """
+    tasks = list(tasks)
+    n_tail = min(len(tasks), TAIL_PER_WORKER * max(1, int(workers)))
+    if n_tail < 2 or expected_cost(space, tasks[-1].arch) is None:
+        return tasks
+    head, tail = tasks[:-n_tail], tasks[-n_tail:]
+    cost = {task.arch: expected_cost(space, task.arch) for task in tail}
+    return head + sorted(tail, key=lambda task: -cost[task.arch])  # stable: seeds stay together
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

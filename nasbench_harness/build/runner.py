@@ -36,6 +36,7 @@ from nasbench_harness.build.plan import (
     BuildSettings,
     Shard,
     Task,
+    dispatch_order,
     init_build_dir,
     plan_tasks,
 )
@@ -230,6 +231,7 @@ def run_build(
             gpus=gpus,
             max_attempts=max_attempts,
         )
+        slots = workers
     else:
         if gpus_per_task is None:
             gpus_per_task = 1.0 if device == "cuda" else 0.0
@@ -241,6 +243,8 @@ def run_build(
             gpus_per_task=gpus_per_task,
             max_attempts=max_attempts,
         )
+        slots = workers or usable_cpus()  # a guess for a cluster: only the tail length
+    pending = dispatch_order(pending, settings.space, slots)
     failures: list[Failure] = []
     n_trained = 0
     interrupted = False

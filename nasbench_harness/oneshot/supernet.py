@@ -214,7 +214,7 @@ def _live_choice(choice: tuple[int, ...]) -> tuple[int, ...]:
             f"path {choice!r} is not valid: give {N_EDGES} op indices in 0..{N_OPS - 1} "
             f"(order {models.OPS})"
         )
-    live = models._live_edges(tuple(models.OPS[k] for k in choice))
+    live = models.live_edges(tuple(models.OPS[k] for k in choice))
     return tuple(k if alive else _NONE for k, alive in zip(choice, live))
 
 
