@@ -790,7 +790,7 @@ def format_p(p: float) -> str:
         return "n/a"
     if p < 1e-4:
         return f"{p:.1e}"
-    return f"{p:.3g}" if p < 0.01 else f"{p:.2f}"
+    return f"{p:.3g}"  # three digits: 0.0496 and 0.0504 must not both read 0.05
 
 
 def _versions() -> dict:

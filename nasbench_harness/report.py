@@ -294,16 +294,19 @@ def figure_proxies(proxies: dict) -> bytes:
         y = np.array([order.index(p) for p in part["proxy"]]) + offsets[method]
         est = part["estimate"].to_numpy(dtype=float)
         err = np.vstack([est - part["low"].to_numpy(float), part["high"].to_numpy(float) - est])
+        known = np.isfinite(err).all(axis=0)  # a correlation without a CI: a hollow point
         ax.errorbar(
-            est,
-            y,
-            xerr=np.nan_to_num(err),
+            est[known],
+            y[known],
+            xerr=err[:, known],
             fmt="o",
             ms=4,
             capsize=2,
             color=colors[method],
             label=method,
         )
+        if not known.all():
+            ax.plot(est[~known], y[~known], "o", ms=4, mfc="white", color=colors[method])
     ceiling = _ceiling_value(proxies.get("noise_ceiling"))
     if ceiling is not None:
         ax.axvline(ceiling, color="0.2", ls="--", lw=1)
@@ -424,24 +427,40 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 # ---------------------------------------------------------------------------
 # text
 # ---------------------------------------------------------------------------
-def _friedman_sentence(result: dict, metric: str) -> str:
+def _friedman_sentence(result: dict, metric: str, *, one_table: bool) -> str:
+    """The across-task test in one sentence; ``one_table``: every task is a budget of one table."""
+    n_tasks = len(result.get("tasks") or ())
+    scope = (
+        f"Across the {n_tasks} budgets of one table ({metric}; nested runs, not independent "
+        "tasks, so this asks whether the ranking holds over search lengths, not over benchmarks)"
+        if one_table
+        else f"Across {n_tasks} tasks ({metric})"
+    )
     if result.get("reason"):
-        return f"Across tasks ({metric}): not tested; {result['reason']}."
-    verdict = "differ" if result["p_value"] < ALPHA else "do not differ significantly"
+        return f"{scope}: not tested; {result['reason']}."
     f_value = result.get("iman_davenport")
-    if f_value is not None and math.isfinite(f_value):
+    p_iman = result.get("p_iman_davenport")
+    if f_value is not None and math.isfinite(f_value) and p_iman is not None:
         iman = (
             f"Iman-Davenport F = {f_value:.2f} from the uncorrected chi-square "
-            f"{result['chi2_demsar']:.2f}, p = {format_p(result['p_iman_davenport'])}"
+            f"{result['chi2_demsar']:.2f}, p = {format_p(p_iman)}"
         )
+        p_verdict = p_iman  # Demšar (2006): less conservative than the chi-square
     else:
         iman = "Iman-Davenport F infinite: every task ranks the algorithms the same"
-    return (
-        f"Across {len(result['tasks'])} tasks ({metric}), the algorithms' ranks {verdict} "
-        f"(Friedman chi-square = {result['statistic']:.2f}, p = {format_p(result['p_value'])}; "
-        f"{iman}). "
+        p_verdict = result["p_value"]
+    significant = p_verdict < ALPHA
+    verdict = "differ" if significant else "do not differ significantly"
+    posthoc = (
         f"Two algorithms differ by Nemenyi's test when their average ranks differ by more than "
-        f"CD = {result['critical_difference']:.2f} (alpha = {result['alpha']:g})."
+        f"CD = {result['critical_difference']:.2f} (alpha = {result['alpha']:g})"
+    )
+    if not significant:
+        posthoc += "; with the omnibus test not significant, no pair is claimed to differ"
+    return (
+        f"{scope}, the algorithms' ranks {verdict} "
+        f"(Friedman chi-square = {result['statistic']:.2f}, p = {format_p(result['p_value'])}; "
+        f"{iman}). {posthoc}."
     )
 
 
@@ -461,10 +480,11 @@ METHOD_NOTES = [
     "(the simulator's rule).",
     "Per task: two-sided Wilcoxon signed-rank tests for every pair of algorithms, paired by "
     "seed (zero differences split), Holm-corrected over all pairs of the task; effect size: "
-    "the matched-pairs rank-biserial correlation r in [-1, 1]. Mean CIs: BCa bootstrap "
-    "(scipy.stats.bootstrap, seeded).",
-    "Across tasks (table x budget): Friedman test on each algorithm's mean over seeds, Nemenyi "
-    "post-hoc (scikit-posthocs), CD = q_alpha sqrt(k (k + 1) / (6 N)) with N the number of "
+    "the matched-pairs rank-biserial correlation r in [-1, 1]; tied seeds count in its "
+    "denominator, so ties pull r toward 0. Mean CIs: BCa bootstrap (scipy.stats.bootstrap, "
+    "seeded); a single run has none.",
+    "Across tasks (table x budget): Friedman test on each algorithm's mean over seeds, decided "
+    "by Iman-Davenport's F (Demšar 2006), Nemenyi post-hoc (scikit-posthocs), CD = q_alpha sqrt(k (k + 1) / (6 N)) with N the number of "
     "tasks (Demšar 2006). With few tasks the CD is wide: the per-task paired tests are the "
     "sharper instrument. The budgets of one table are not independent tasks: no algorithm sees "
     "the budget, so a seed's run at a smaller budget is the start of its run at the largest; "
@@ -629,7 +649,11 @@ def _write_report(summary: dict, frame: pd.DataFrame, out: Path, run_info) -> di
         + "</ul>"
     )
     md_parts.append("\n".join(f"- **{i}**: {h}" for i, h in items))
-    para(_friedman_sentence(summary["friedman"]["final_regret"], "final regret"))
+    one_table = len({t["table_checksum"] for t in summary["tasks"]}) == 1
+    if not one_table:  # nested budgets of one table are no headline: see Across tasks
+        para(
+            _friedman_sentence(summary["friedman"]["final_regret"], "final regret", one_table=False)
+        )
 
     # --- per task ---
     for task in summary["tasks"]:
@@ -680,7 +704,7 @@ def _write_report(summary: dict, frame: pd.DataFrame, out: Path, run_info) -> di
     # --- across tasks ---
     section("Across tasks")
     for metric, label in (("final_regret", "final regret"), ("auc", "log-time AUC")):
-        para(_friedman_sentence(summary["friedman"][metric], label))
+        para(_friedman_sentence(summary["friedman"][metric], label, one_table=one_table))
     header, rows = _ranks_table(summary, all_names)
     table(header, rows)
     cd = figure_cd(summary["friedman"]["final_regret"], colors)
@@ -711,7 +735,8 @@ def _write_report(summary: dict, frame: pd.DataFrame, out: Path, run_info) -> di
         image(
             name,
             f"proxy correlations, {proxies['table']}",
-            "Signed rank correlations with 95% bootstrap CIs; dashed line: noise ceiling.",
+            "Signed rank correlations with 95% bootstrap CIs (a hollow point has none); dashed "
+            "line: noise ceiling.",
         )
         header = [
             "proxy",

@@ -222,12 +222,19 @@ class Distribution:
 
 
 def _bootstrap_mean(data: np.ndarray, *, confidence, n_resamples, seed, method) -> tuple:
-    """Mean along axis 0 with bootstrap CI; constant columns get a zero-width CI."""
+    """Mean along axis 0 with bootstrap CI; constant columns get a zero-width CI.
+
+    One value has no interval at all (NaN), not a zero-width one: nothing is
+    known of its spread.
+    """
     mean = data.mean(axis=0)
+    if data.shape[0] < 2:
+        nan = np.full_like(np.asarray(mean, dtype=np.float64), np.nan)
+        return mean, nan, nan.copy()
     low = np.array(mean, dtype=np.float64, copy=True)
     high = np.array(mean, dtype=np.float64, copy=True)
     varying = np.ptp(data, axis=0) > 0
-    if data.shape[0] >= 2 and np.any(varying):
+    if np.any(varying):
         sub = data[:, varying] if data.ndim == 2 else data
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -260,9 +267,10 @@ def bootstrap_mean_ci(
 ) -> tuple[float, float, float]:
     """Mean of ``values`` and its bootstrap confidence interval (:func:`scipy.stats.bootstrap`).
 
-    NaNs are dropped. A sample whose values are all equal gets the zero-width
-    interval ``(v, v)`` (the bootstrap is degenerate there). Seeded, so the
-    same input gives the same interval.
+    NaNs are dropped. A sample of two or more values that are all equal gets
+    the zero-width interval ``(v, v)`` (the bootstrap is degenerate there); a
+    single value gets NaN bounds. Seeded, so the same input gives the same
+    interval.
 
     Returns
     -------
@@ -764,7 +772,9 @@ def _with_ci(method, func, truth, score, *, n_resamples, confidence, seed) -> Co
     if t.size < 3:
         nan = math.nan
         return Correlation(method, nan, nan, nan, int(t.size), dropped, float(confidence))
-    estimate = func(t, s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sps.ConstantInputWarning)  # a constant score: NaN
+        estimate = func(t, s)
     low = high = math.nan
     if n_resamples and math.isfinite(estimate):
         with warnings.catch_warnings():

@@ -151,6 +151,13 @@ def test_describe_is_seeded_and_handles_degenerate_samples():
     assert (flat.mean, flat.ci_low, flat.ci_high) == (0.0, 0.0, 0.0)
     empty = stats.describe([np.nan])
     assert empty.n == 0 and math.isnan(empty.mean)
+    # one value: its mean is known, its spread is not (no zero-width "CI")
+    single = stats.describe([5.0, np.nan])
+    assert single.n == 1 and single.mean == 5.0
+    assert math.isnan(single.ci_low) and math.isnan(single.ci_high)
+    curve = stats.summarize_curves(np.array([[np.nan, 1.0, 0.5]]), np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_array_equal(curve.mean, [np.nan, 1.0, 0.5])
+    assert np.isnan(curve.ci_low).all() and np.isnan(curve.ci_high).all()
 
 
 def test_summarize_curves_only_where_every_run_has_a_value():
@@ -190,6 +197,22 @@ def test_rank_biserial_by_hand():
     assert effect == pytest.approx(0.4)
     # all pairs equal: no evidence, no effect
     assert stats.paired_wilcoxon(x, x)[1:3] == (1.0, 0.0)
+    # 7 tied seeds (ranks 1-7, split evenly) and 3 won by x (ranks 8-10): the ties stay in
+    # the denominator, r = ((27 + 14) - 14) / 55
+    _, _, effect, _ = stats.paired_wilcoxon(np.zeros(10), [0.0] * 7 + [0.5] * 3)
+    assert effect == pytest.approx(27 / 55)
+
+
+def test_p_values_keep_three_digits_near_the_threshold():
+    from nasbench_harness.compare import format_p
+
+    assert (format_p(0.0496), format_p(0.0504)) == ("0.0496", "0.0504")
+    assert (format_p(0.5), format_p(0.00123), format_p(5e-5), format_p(None)) == (
+        "0.5",
+        "0.00123",
+        "5.0e-05",
+        "n/a",
+    )
 
 
 def test_holm_by_hand_and_against_statsmodels():
@@ -302,8 +325,30 @@ def test_friedman_reports_why_it_cannot_run():
     from nasbench_harness.compare import _finite
     from nasbench_harness.report import _friedman_sentence
 
-    sentence = _friedman_sentence(_finite(res.to_dict()), "final regret")
-    assert sentence.startswith("Across tasks (final regret): not tested; every task ties")
+    sentence = _friedman_sentence(_finite(res.to_dict()), "final regret", one_table=False)
+    assert sentence.startswith("Across 3 tasks (final regret): not tested; every task ties")
+
+
+def test_friedman_sentence_decides_by_iman_davenport_and_qualifies_nested_budgets():
+    from nasbench_harness.compare import _finite
+    from nasbench_harness.report import _friedman_sentence
+
+    res = _finite(
+        stats.friedman_nemenyi(
+            pd.DataFrame(DEMSAR_AUC, columns=DEMSAR_NAMES), lower_is_better=False
+        ).to_dict()
+    )
+    # Demšar's data: Iman-Davenport p = 0.0198 (the tie-corrected chi-square's is 0.0167)
+    assert res["p_iman_davenport"] == pytest.approx(sps.f.sf(res["iman_davenport"], 3, 39))
+    assert res["p_iman_davenport"] == pytest.approx(0.0198, abs=5e-5)
+    sentence = _friedman_sentence(res, "AUC", one_table=False)
+    assert sentence.startswith("Across 14 tasks (AUC), the algorithms' ranks differ")
+    assert "p = 0.0198" in sentence and "no pair is claimed" not in sentence
+    nested = _friedman_sentence(res, "AUC", one_table=True)
+    assert nested.startswith("Across the 14 budgets of one table (AUC; nested runs")
+    res["p_iman_davenport"] = 0.2  # not significant: the post-hoc CD is not a claim
+    weak = _friedman_sentence(res, "AUC", one_table=False)
+    assert "do not differ significantly" in weak and "no pair is claimed to differ" in weak
 
 
 def test_friedman_with_identical_rankings_gives_no_f_p_value():
@@ -390,3 +435,13 @@ def test_bootstrap_ci_leaves_out_resamples_without_a_correlation():
     top = rep.top_spearman_rho
     assert math.isfinite(top.ci_low) and math.isfinite(top.ci_high)
     assert -1.0 <= top.ci_low <= top.ci_high <= 1.0
+
+
+def test_a_constant_score_has_no_correlation_and_no_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's ConstantInputWarning must not reach the user
+        for func in (stats.spearman_rho, stats.kendall_tau_b):
+            result = func(np.arange(10.0), np.zeros(10), n_resamples=50)
+            assert math.isnan(result.estimate) and math.isnan(result.ci_low)

@@ -730,7 +730,10 @@ class Table:
         return df
 
     def noise_ceiling(self, metric: str = "valid_acc", epoch: int | None = None) -> dict:
-        """Rank agreement of ``metric`` between training seeds: the best any proxy can reach.
+        """Rank agreement of ``metric`` between training seeds: how far one seed predicts another.
+
+        A reference line for proxies, not a hard bound: a proxy is correlated
+        with the seed mean, which is more reliable than one seed.
 
         Kendall's tau-b and Spearman's rho (``scipy.stats``) between every
         pair of seeds over the distinct (representative) archs: over the
