@@ -213,6 +213,8 @@ class Bananas(Algorithm):
 
     def _next_batch(self) -> list[int]:
         candidates = self._candidates()
+        if not candidates:  # every arch has been seen: nothing left to rank, query one again
+            return [self._random_unseen()]
         x_train = self._encode(self._archs)
         y = np.asarray(self._values, dtype=np.float64)
         mean, std = self._fit_predict(x_train, y, self._encode(candidates))

@@ -404,11 +404,12 @@ def make_plan(config: CompareConfig) -> Plan:
                     bool(config.eval_time),
                 )
             )
-    if config.eval_time:  # refuse a table that cannot charge evaluation before any run
-        from nasbench_harness.simulator import table_view
+    from nasbench_harness.simulator import table_view
 
-        for table in tables:
-            table_view(table).valid_eval_time()
+    for table in tables:  # refuse a table no search can run on before any run
+        view = table_view(table)
+        if config.eval_time:  # and one that cannot charge evaluation
+            view.valid_eval_time()
     out = Path(config.out) if config.out else default_out_dir(tables)
     seeds = list(range(int(config.runs)))
     return Plan(config, tables, tasks, names, params_json, seeds, out, code)

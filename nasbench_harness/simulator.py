@@ -52,6 +52,8 @@ Rules, applied here once for every algorithm:
 from __future__ import annotations
 
 import heapq
+import math
+import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -205,6 +207,21 @@ class _TableView:
             warnings.simplefilter("ignore", RuntimeWarning)  # archs with no seed: NaN
             final_valid = np.nanmean(np.asarray(table.array("valid_acc"))[:, :, -1], axis=1)
             final_test = np.nanmean(np.asarray(table.array("test_acc"))[:, :, -1], axis=1)
+        #: Why a search cannot run on this table (None: it can): archs without any result
+        #: (a sample or partial table) would end a run the first time one is proposed.
+        self.incomplete = None
+        distinct = np.unique(self.rows)
+        valid = np.asarray(self.visible["valid_acc"])[distinct]
+        missing = ~(self.has_time[distinct].any(axis=(1, 2)) | ~np.isnan(valid).any(axis=(1, 2)))
+        if missing.any():
+            self.incomplete = (
+                f"table {getattr(table, 'path', '')} has no results for {int(missing.sum()):,} "
+                f"of its {distinct.size:,} distinct archs (a sample or partial table: build "
+                "--limit, merge --allow-partial, a partial import); a search may propose any "
+                "arch of the space, so it needs all of them: search a complete table (finish "
+                "the build and merge it). `nasbench query` and the weight-sharing methods "
+                "(darts, gdas, rsps) work on it as it is"
+            )
         self.final_valid = final_valid
         self.final_test = final_test
         self.best_test = float(np.nanmax(final_test))
@@ -281,11 +298,20 @@ class _TableView:
         return self._arch_metrics
 
 
+def _whole(value) -> bool:
+    """Whether ``value`` is a whole number (an int, or a float without a fraction; no bool)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return False
+    return math.isfinite(value) and int(value) == value
+
+
 def table_view(table, *, search: bool = True) -> _TableView:
     """Return the simulator's cached view of ``table`` (built on first use).
 
     With ``search`` (the default) a table without validation accuracy is
-    refused (:class:`QueryError`): a search on it would select on test data.
+    refused (:class:`QueryError`): a search on it would select on test data;
+    so is a table with archs that have no result at all (a sample or a
+    partial build), where a run would end at the first such arch proposed.
     ``search=False`` is for looking up archs found some other way (a
     weight-sharing method's derived arch).
     """
@@ -296,8 +322,8 @@ def table_view(table, *, search: bool = True) -> _TableView:
             table._simulator_view = view
         except AttributeError:  # a table type without a __dict__: rebuild each time
             pass
-    if search and view.no_validation:
-        raise QueryError(view.no_validation)
+    if search and (view.no_validation or view.incomplete):
+        raise QueryError(view.no_validation or view.incomplete)
     return view
 
 
@@ -340,11 +366,16 @@ class Simulator:
         decision_time: bool = False,
         max_queries: int = 1_000_000,
     ) -> None:
-        if not np.isfinite(budget_s) or budget_s <= 0:
+        if (
+            isinstance(budget_s, (bool, np.bool_))
+            or not isinstance(budget_s, numbers.Real)
+            or not np.isfinite(budget_s)
+            or budget_s <= 0
+        ):
             raise BudgetError(f"budget {budget_s!r} s is not a positive number of seconds")
-        if int(workers) != workers or workers < 1:
+        if not _whole(workers) or workers < 1:
             raise BudgetError(f"workers={workers!r}: give a whole number >= 1")
-        if isinstance(seed, (bool, np.bool_)) or int(seed) != seed or seed < 0:
+        if not _whole(seed) or seed < 0:
             raise NasbenchError(f"seed={seed!r}: give a whole number >= 0")
         self.table = table
         self.view = table_view(table)
@@ -378,8 +409,10 @@ class Simulator:
             e = view.n_epochs - 1
             epoch = view.epochs[-1]
         else:
+            if not _whole(epoch):
+                raise QueryError(f"epoch {epoch!r} is not a whole number of epochs")
             e = int(epoch) - view.epochs[0]
-            if int(epoch) != epoch or not 0 <= e < view.n_epochs:
+            if not 0 <= e < view.n_epochs:
                 raise QueryError(
                     f"epoch {epoch!r} is not in the table (epochs {view.epochs[0]}..{view.epochs[-1]})"
                 )
@@ -395,8 +428,8 @@ class Simulator:
         available = np.flatnonzero(observed if observed.any() else view.has_time[row, :, e])
         if available.size == 0:
             raise QueryError(
-                f"arch {view.space.to_string(index)} has no result at epoch {epoch} for any seed; "
-                "the table is incomplete there (run `nasbench table validate`)"
+                f"arch {view.space.to_string(index)} has no result at epoch {epoch} for any "
+                "seed in this table; query one of the epochs it has results for"
             )
         s = int(available[self._seed_rng.integers(available.size)])
         cost = float(times[s])

@@ -327,6 +327,17 @@ def test_bananas_top_up_never_repeats_an_isomorphism_class(space):
     assert sorted(int(canon[a]) for a in candidates) == sorted(unseen)
 
 
+def test_bananas_queries_again_when_every_class_has_been_seen(space):
+    canon = np.asarray(space.canonical_ids)
+    algorithm = Bananas(seed=0)
+    algorithm.setup(space, EPOCHS)
+    algorithm._seen = set(np.unique(canon).tolist())
+    algorithm._archs, algorithm._values = list(range(20)), list(np.linspace(0.0, 1.0, 20))
+    assert algorithm._candidates() == []
+    (arch,) = algorithm._next_batch()  # no candidate left to rank: one arch, not a crash
+    assert 0 <= arch < space.n_archs
+
+
 @pytest.mark.parametrize("n_layers", [0, 1, 3])
 def test_bananas_hand_written_gradient_and_adam_are_autograds_and_torchs(n_layers):
     from algorithms.bananas import _Ensemble, _FlatAdam

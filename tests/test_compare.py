@@ -255,6 +255,22 @@ def test_eval_time_refuses_a_table_without_evaluation_times_before_any_run(tmp_p
     assert not (tmp_path / "out").exists()
 
 
+def test_a_sample_table_is_refused_before_any_run(tmp_path, capsys):
+    from nasbench_harness.build import make_settings, merge, run_build
+    from nasbench_harness.errors import QueryError
+
+    settings = make_settings(seeds=(0,), limit=4, epochs=3, trainer="fake")
+    run_build(settings, tmp_path / "b", workers=1, progress=False)
+    sample = merge([tmp_path / "b"], tmp_path / "sample.h5").path  # 4 of 5,234 archs
+    config = small_config(tmp_path / "out", tables=(str(sample),))
+    with pytest.raises(QueryError, match="no results for 5,230 of its 5,234 distinct archs"):
+        make_plan(config)
+    assert not (tmp_path / "out").exists()
+    assert main(["search", str(sample), "--algorithm", "random", "--seed", "0"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "search a complete table" in err
+
+
 def test_stored_step_function_reproduces_the_trace():
     from algorithms.registry import make_algorithm
     from nasbench_harness.simulator import run_search

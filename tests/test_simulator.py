@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from nasbench_harness.simulator import (
     Simulator,
     incumbent_positions,
     run_search,
+    table_view,
 )
 from nasbench_harness.space import get_space
 
@@ -363,3 +365,37 @@ def test_arch_strings_and_tuples_are_accepted(table):
     algo = Scripted(script=[(space.to_string(1234), None), (arch, None)])
     trace = run_search(table, algo, budget_s=30.0, seed=0)
     assert set(trace.arch.tolist()) == {1234}
+
+
+def test_a_table_with_archs_without_any_result_is_refused_before_the_run():
+    table = ArrayTable()
+    row = table.space.canonical_ids[9]
+    for name in ("train_time_s", "valid_acc"):
+        table._arrays[name] = table.array(name).copy()
+        table._arrays[name][row] = np.nan  # a sample or partial table: never trained
+    algorithm = Scripted(script=[(0, None)])  # would never even propose it
+    with pytest.raises(QueryError, match=r"no results for 1 of its 5,234 distinct archs"):
+        run_search(table, algorithm, budget_s=50.0, seed=0)
+    assert not hasattr(algorithm, "told")  # refused before the algorithm was set up
+    view = table_view(table, search=False)  # looking archs up is still allowed
+    assert "search a complete table" in view.incomplete
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        ({"budget_s": "100"}, BudgetError, "budget '100' s"),
+        ({"budget_s": True}, BudgetError, "budget True s"),
+        ({"budget_s": 50.0, "seed": None}, NasbenchError, "seed=None"),
+        ({"budget_s": 50.0, "seed": 1.5}, NasbenchError, "seed=1.5"),
+        ({"budget_s": 50.0, "workers": "2"}, BudgetError, "workers='2'"),
+    ],
+)
+def test_bad_simulator_inputs_are_named(table, kwargs, error, words):
+    with pytest.raises(error, match=re.escape(words)):
+        Simulator(table, **kwargs)
+
+
+def test_a_bool_epoch_is_refused(table):
+    with pytest.raises(QueryError, match="epoch True is not a whole number"):
+        run_search(table, Scripted(script=[(0, True)]), budget_s=50.0, seed=0)
