@@ -484,7 +484,7 @@ METHOD_NOTES = [
     "denominator, so ties pull r toward 0. Mean CIs: BCa bootstrap (scipy.stats.bootstrap, "
     "seeded); a single run has none.",
     "Across tasks (table x budget): Friedman test on each algorithm's mean over seeds, decided "
-    "by Iman-Davenport's F (Demšar 2006), Nemenyi post-hoc (scikit-posthocs), CD = q_alpha sqrt(k (k + 1) / (6 N)) with N the number of "
+    "by Iman-Davenport's F, Nemenyi post-hoc (scikit-posthocs), CD = q_alpha sqrt(k (k + 1) / (6 N)) with N the number of "
     "tasks (Demšar 2006). With few tasks the CD is wide: the per-task paired tests are the "
     "sharper instrument. The budgets of one table are not independent tasks: no algorithm sees "
     "the budget, so a seed's run at a smaller budget is the start of its run at the largest; "
