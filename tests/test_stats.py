@@ -172,6 +172,29 @@ def test_summarize_curves_only_where_every_run_has_a_value():
     assert np.all(s.ci_low[2:] <= s.mean[2:]) and np.all(s.mean[2:] <= s.ci_high[2:])
 
 
+def test_curve_cis_are_percentile_intervals_of_runs_resampled_jointly():
+    rng = np.random.default_rng(5)
+    curves = rng.gamma(2.0, size=(12, 6)) + np.linspace(3, 0, 6)  # every column varies
+    grid = np.arange(1.0, 7.0)
+    s = stats.summarize_curves(curves, grid, n_resamples=400, seed=9)
+    ref = sps.bootstrap(
+        (curves,),
+        np.mean,
+        axis=0,
+        vectorized=True,
+        n_resamples=400,
+        method="percentile",
+        rng=np.random.default_rng(9),
+    )
+    # the same resampled runs for every grid time (rows drawn jointly), percentile bounds
+    np.testing.assert_allclose(s.ci_low, ref.confidence_interval.low)
+    np.testing.assert_allclose(s.ci_high, ref.confidence_interval.high)
+    column = sps.bootstrap(
+        (curves[:, 2],), np.mean, n_resamples=400, method="BCa", rng=np.random.default_rng(9)
+    )
+    assert s.ci_low[2] != pytest.approx(column.confidence_interval.low)  # not BCa
+
+
 # ---------------------------------------------------------------------------
 # paired tests
 # ---------------------------------------------------------------------------
