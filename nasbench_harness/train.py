@@ -57,7 +57,10 @@ class Recipe:
     channels, cells_per_stage, reduction
         ``C``, ``N`` and the reduction block of the skeleton.
     epochs, batch_size, eval_batch_size
-        Training length; evaluation batch size only affects speed.
+        Training length; the evaluation batch size only affects the speed of a
+        trained network's evaluation (eval-mode BN). A supernet path evaluated
+        with BN on batch statistics (the one-shot proxy, weight-sharing
+        methods) depends on it.
     lr, momentum, nesterov, weight_decay
         SGD; weight decay applies to every parameter (as in NB201).
     lr_schedule

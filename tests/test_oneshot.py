@@ -570,3 +570,26 @@ def test_oneshot_proxy_is_stored_resumed_and_correlated(tmp_path, capsys):
     assert main([*argv, "--no-progress"]) == 0
     entry = json.loads(capsys.readouterr().out)["proxies"]["oneshot"]
     assert entry["kind"].startswith("one-shot") and entry["n_seeds"] == 2
+
+
+def test_supernet_batches_take_the_recipes_augmentation(tiny):
+    from nasbench_harness.oneshot._common import _Run
+    from nasbench_harness.train import _crop_flip, _seed_generators
+
+    _, splits = tiny
+    for augmentation in ("none", "crop_flip"):
+        recipe = Recipe(**TINY, augmentation=augmentation)
+        run = _Run(DARTS(seed=3, batch_size=16), recipe, splits, torch.device("cpu"))
+        run.build()
+        xb, yb, xa, ya = next(run.epoch_batches())
+        # the same draws by hand: the weight half's order, the arch half's, then the crops
+        _, data_gen = _seed_generators(3)
+        order = torch.randperm(run.n_weight, generator=data_gen)
+        arch_order = torch.randperm(run.n_arch, generator=data_gen)
+        want_w = run.train_x.index_select(0, order[:16])
+        want_a = run.train_x.index_select(0, arch_order[:16] + run.n_weight)
+        if augmentation == "crop_flip":
+            want_w, want_a = _crop_flip(want_w, data_gen), _crop_flip(want_a, data_gen)
+            assert not torch.equal(want_w, run.train_x.index_select(0, order[:16]))
+        assert torch.equal(xb, want_w) and torch.equal(xa, want_a)
+        assert torch.equal(yb, run.train_y.index_select(0, order[:16]))

@@ -5,7 +5,7 @@ and skeleton; each method (:mod:`.darts`, :mod:`.gdas`, :mod:`.rsps`) derives
 an architecture, which the harness looks up in the table
 (:func:`.search.run_oneshot`, returning a
 :class:`~nasbench_harness.simulator.Trace` whose clock is real wall-clock
-seconds). :mod:`.proxy` stores every arch's inherited-weight validation
+seconds). :mod:`.proxy` stores each distinct arch's inherited-weight validation
 accuracy in the table as proxy ``oneshot``. See ``docs/oneshot.md``.
 """
 

@@ -323,7 +323,14 @@ class _Run:
         self.lr = lr
 
     def epoch_batches(self) -> Iterator[tuple]:
-        """Minibatches of one epoch: ``(x_w, y_w, x_a, y_a)``; the arch half cycles (DARTS, GDAS)."""
+        """Minibatches of one epoch: ``(x_w, y_w, x_a, y_a)``; the arch half cycles (DARTS, GDAS).
+
+        With the recipe's ``crop_flip`` augmentation (CIFAR), both halves are
+        augmented as in training, as NB201's search loaders do.
+        """
+        from nasbench_harness.train import _crop_flip
+
+        augment = getattr(self.recipe, "augmentation", "none") == "crop_flip"
         bs = self.batch_size
         order = torch.randperm(self.n_weight, generator=self.data_gen).to(self.device)
         arch_order = None
@@ -339,6 +346,10 @@ class _Run:
                 a_idx = arch_order[pos] + self.n_weight
                 xa = self.train_x.index_select(0, a_idx)
                 ya = self.train_y.index_select(0, a_idx)
+            if augment:
+                xb = _crop_flip(xb, self.data_gen)
+                if xa is not None:
+                    xa = _crop_flip(xa, self.data_gen)
             yield xb, yb, xa, ya
 
     def accuracy(self, choice: Sequence[int]) -> float:

@@ -48,7 +48,7 @@ class DARTS(OneShotMethod):
     arch_lr, arch_beta1, arch_beta2, arch_weight_decay
         Adam on ``alpha``.
     order
-        1 (first-order DARTS) or 2 (second-order, about 2.5x the cost).
+        1 (first-order DARTS) or 2 (second-order, about 2.6x the cost; docs/oneshot.md).
     eval_examples
         Validation examples used for the derived arch's inherited-weight
         accuracy (None: the whole split); the search does not use it.

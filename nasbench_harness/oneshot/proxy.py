@@ -1,4 +1,4 @@
-"""The one-shot proxy: every arch's validation accuracy with a trained supernet's weights.
+"""The one-shot proxy: each distinct arch's validation accuracy with a trained supernet's weights.
 
 For proxy seed ``k`` a supernet is trained with RSPS' uniform single-path
 sampling (:func:`~nasbench_harness.oneshot.rsps.train_uniform_supernet`,
@@ -9,7 +9,9 @@ inherited weights (its path only, BN on batch statistics; see
 :func:`~nasbench_harness.oneshot._common.evaluate_path`), on the first
 ``eval_examples`` (default 512) examples of that split, the same for every
 arch. The score is that accuracy in percent; isomorphic archs get their representative's score when
-stored. Stored as proxy ``oneshot`` (metric ``proxy/oneshot``), shape
+stored. The supernet is not invariant under the table's isomorphism rule (a conv on another
+edge has other weights), so for 5,520 of NB201's 15,625 archs that is not their own
+inherited-weight accuracy; ``nasbench correlate`` uses the representatives only. Stored as proxy ``oneshot`` (metric ``proxy/oneshot``), shape
 ``(n_archs, K)``, one column per proxy seed.
 
 Finished scores are appended to the table's side file

@@ -141,6 +141,8 @@ def train_uniform_supernet(recipe, splits, *, seed: int, device="cpu", **params)
         run.build()
         for _ in range(int(method.epochs)):
             method._train_epoch(run)
+        if device.type == "cuda":  # queued kernels belong to the training time
+            torch.cuda.synchronize(device)
     info = {
         "method": "rsps (uniform single-path training, no derivation)",
         "params": method.get_params(),
