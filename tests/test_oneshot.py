@@ -593,3 +593,16 @@ def test_supernet_batches_take_the_recipes_augmentation(tiny):
             assert not torch.equal(want_w, run.train_x.index_select(0, order[:16]))
         assert torch.equal(xb, want_w) and torch.equal(xa, want_a)
         assert torch.equal(yb, run.train_y.index_select(0, order[:16]))
+
+
+def test_an_rsps_default_given_explicitly_is_the_same_proxy_schedule():
+    from nasbench_harness.oneshot.proxy import DEFAULT_SCHEDULE, _fingerprint, check_options
+
+    plain, _ = check_options(None, 512, "cpu")
+    explicit, _ = check_options({"lr": 0.025, "grad_clip": 5, "nesterov": True}, 512, "cpu")
+    other, _ = check_options({"lr": 0.05, "nesterov": 1}, 512, "cpu")
+    assert plain == explicit == DEFAULT_SCHEDULE
+    assert other == {**DEFAULT_SCHEDULE, "lr": 0.05, "nesterov": 1}  # 1 is not a bool setting
+    recipe = Recipe(**TINY)
+    assert _fingerprint(recipe, plain, 512) == _fingerprint(recipe, explicit, 512)
+    assert _fingerprint(recipe, other, 512) != _fingerprint(recipe, plain, 512)

@@ -72,6 +72,15 @@ def _schedule_keys() -> set[str]:
     return set(RSPS._param_names()) - {"seed", "n_candidates", "derive_every", "eval_examples"}
 
 
+def _same_setting(value: Any, default: Any) -> bool:
+    """Whether a schedule value is its default (5 and 5.0 are; True and 1 are not)."""
+    if isinstance(value, bool) or isinstance(default, bool):
+        return isinstance(value, bool) and isinstance(default, bool) and value == default
+    if isinstance(value, (int, float)) and isinstance(default, (int, float)):
+        return float(value) == float(default)
+    return value == default
+
+
 def check_options(
     schedule: dict | None, eval_examples: Any, device: Any
 ) -> tuple[dict, torch.device]:
@@ -80,6 +89,8 @@ def check_options(
     Cheap: callers check before long work (``nasbench proxies`` before its
     training-free scoring).
     """
+    from nasbench_harness.oneshot.rsps import RSPS
+
     schedule = {**DEFAULT_SCHEDULE, **(schedule or {})}
     accepted = _schedule_keys()
     unknown = sorted(set(schedule) - accepted)
@@ -88,6 +99,13 @@ def check_options(
             f"one-shot proxy: unknown schedule parameter(s) {', '.join(unknown)}; accepted: "
             f"{', '.join(sorted(accepted))}"
         )
+    # an RSPS default given explicitly is the same schedule (and fingerprint) as leaving it out
+    defaults = RSPS().get_params()
+    schedule = {
+        key: value
+        for key, value in schedule.items()
+        if key in DEFAULT_SCHEDULE or not _same_setting(value, defaults[key])
+    }
     if eval_examples is not None and (
         isinstance(eval_examples, bool) or not isinstance(eval_examples, int) or eval_examples < 1
     ):
