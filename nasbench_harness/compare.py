@@ -791,7 +791,10 @@ def format_p(p: float) -> str:
         return "n/a"
     if p < 1e-4:
         return f"{p:.1e}"
-    return f"{p:.3g}"  # three digits: 0.0496 and 0.0504 must not both read 0.05
+    text = f"{p:.3g}"
+    if float(text) == ALPHA and p != ALPHA:  # 0.04996 and 0.05004 must not both read 0.05
+        text = f"{p:.4g}"
+    return text
 
 
 def _versions() -> dict:

@@ -430,12 +430,16 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 def _friedman_sentence(result: dict, metric: str, *, one_table: bool) -> str:
     """The across-task test in one sentence; ``one_table``: every task is a budget of one table."""
     n_tasks = len(result.get("tasks") or ())
-    scope = (
-        f"Across the {n_tasks} budgets of one table ({metric}; nested runs, not independent "
-        "tasks, so this asks whether the ranking holds over search lengths, not over benchmarks)"
-        if one_table
-        else f"Across {n_tasks} tasks ({metric})"
-    )
+    if n_tasks < 2:
+        scope = f"Across tasks ({metric})"
+    elif one_table:
+        scope = (
+            f"Across the {n_tasks} budgets of one table ({metric}; nested runs, not independent "
+            "tasks, so this asks whether the ranking holds over search lengths, not over "
+            "benchmarks)"
+        )
+    else:
+        scope = f"Across {n_tasks} tasks ({metric})"
     if result.get("reason"):
         return f"{scope}: not tested; {result['reason']}."
     f_value = result.get("iman_davenport")

@@ -207,20 +207,27 @@ class _TableView:
             warnings.simplefilter("ignore", RuntimeWarning)  # archs with no seed: NaN
             final_valid = np.nanmean(np.asarray(table.array("valid_acc"))[:, :, -1], axis=1)
             final_test = np.nanmean(np.asarray(table.array("test_acc"))[:, :, -1], axis=1)
-        #: Why a search cannot run on this table (None: it can): archs without any result
-        #: (a sample or partial table) would end a run the first time one is proposed.
+        #: Why a search cannot run on this table (None: it can): an arch without a training
+        #: time at an epoch offered to search (a sample or partial table, or a hole) would end
+        #: a run the first time it is queried there.
         self.incomplete = None
         distinct = np.unique(self.rows)
-        valid = np.asarray(self.visible["valid_acc"])[distinct]
-        missing = ~(self.has_time[distinct].any(axis=(1, 2)) | ~np.isnan(valid).any(axis=(1, 2)))
-        if missing.any():
+        offered = np.flatnonzero(self.recorded)
+        timed = self.has_time[:, :, offered].any(axis=1)[distinct]  # (distinct archs, epochs)
+        holes = ~timed.all(axis=1)
+        if holes.any():
+            first = int(np.flatnonzero(holes)[0])
+            e = int(offered[np.flatnonzero(~timed[first])[0]])
             self.incomplete = (
-                f"table {getattr(table, 'path', '')} has no results for {int(missing.sum()):,} "
-                f"of its {distinct.size:,} distinct archs (a sample or partial table: build "
-                "--limit, merge --allow-partial, a partial import); a search may propose any "
-                "arch of the space, so it needs all of them: search a complete table (finish "
-                "the build and merge it). `nasbench query` and the weight-sharing methods "
-                "(darts, gdas, rsps) work on it as it is"
+                f"table {getattr(table, 'path', '')}: {int(holes.sum()):,} of its "
+                f"{distinct.size:,} distinct archs have no result at some epoch offered to "
+                f"search ({int((~timed.any(axis=1)).sum()):,} have none at all, as in a sample "
+                "or partial table: build --limit, merge --allow-partial, a partial import; "
+                f"first: arch {self.space.to_string(int(distinct[first]))} at epoch "
+                f"{self.epochs[e]}); a search may propose any arch at any of those epochs, so "
+                "it needs them all: search a complete table (finish the build and merge it). "
+                "`nasbench query` works on this table as it is, and on NB201 tables so do the "
+                "weight-sharing methods (darts, gdas, rsps)"
             )
         self.final_valid = final_valid
         self.final_test = final_test

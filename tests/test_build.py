@@ -154,6 +154,12 @@ def test_only_the_last_tasks_are_dispatched_longest_first():
     for first, second in zip(tail[::2], tail[1::2]):  # every seed of an arch together
         assert first.arch == second.arch and (first.seed, second.seed) == (0, 1)
     assert dispatch_order(tasks[:1], "nb201", workers=2) == tasks[:1]
+    # 3 seeds: a tail of 4 tasks would split an arch; it starts at an arch's first seed instead
+    three = plan_tasks(fake_settings(limit=6, seeds=(0, 1, 2)))
+    ordered = dispatch_order(three, "nb201", workers=1)
+    assert sorted(ordered) == sorted(three)
+    for k in range(0, len(ordered), 3):
+        assert len({t.arch for t in ordered[k : k + 3]}) == 1
     assert dispatch_order(tasks, "nb101", workers=2) == tasks  # no cost model: plan order
 
 
@@ -515,6 +521,7 @@ def test_a_stopped_worker_leaves_at_once_after_its_rows_are_written(tmp_path, mo
         raise Exited(code)
 
     monkeypatch.setattr(executors.os, "_exit", fake_exit)
+    monkeypatch.setattr(executors.signal, "signal", lambda *args: None)  # keep pytest's Ctrl-C
     settings = fake_settings(limit=1, seeds=(0,))
     init_build_dir(tmp_path, settings)
     driver, worker = multiprocessing.Pipe()

@@ -765,6 +765,11 @@ def test_nb101_import_every_entry(tmp_path):
     from nasbench_harness.errors import QueryError
     from nasbench_harness.simulator import Proposal
 
+    with pytest.raises(QueryError, match="have none at all"):  # 3 of NB101's archs
+        Simulator(table, budget_s=1e6, seed=0)
+    from nasbench_harness.simulator import table_view
+
+    table_view(table, search=False).incomplete = None  # the imported archs' answers, below
     sim = Simulator(table, budget_s=1e6, seed=0)
     assert sim.view.fidelities == (2, 4)  # the epochs NB101 evaluated
     some = space.index_of_hash(module_hash(*cells[1]))

@@ -606,3 +606,12 @@ def test_an_rsps_default_given_explicitly_is_the_same_proxy_schedule():
     recipe = Recipe(**TINY)
     assert _fingerprint(recipe, plain, 512) == _fingerprint(recipe, explicit, 512)
     assert _fingerprint(recipe, other, 512) != _fingerprint(recipe, plain, 512)
+
+
+def test_the_default_recipes_one_shot_fingerprint_is_the_shipped_side_files():
+    """benchmark_data's one-shot scores count as done only under this fingerprint."""
+    from nasbench_harness.build.defaults import DEFAULT_RECIPE
+    from nasbench_harness.oneshot.proxy import DEFAULT_SCHEDULE, _fingerprint
+
+    recipe = Recipe.from_dict(dict(DEFAULT_RECIPE))
+    assert _fingerprint(recipe, dict(DEFAULT_SCHEDULE), 512) == "0f49e2004acfcaaf"

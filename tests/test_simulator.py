@@ -374,11 +374,21 @@ def test_a_table_with_archs_without_any_result_is_refused_before_the_run():
         table._arrays[name] = table.array(name).copy()
         table._arrays[name][row] = np.nan  # a sample or partial table: never trained
     algorithm = Scripted(script=[(0, None)])  # would never even propose it
-    with pytest.raises(QueryError, match=r"no results for 1 of its 5,234 distinct archs"):
+    with pytest.raises(QueryError, match=r"1 of its 5,234 distinct archs have no result"):
         run_search(table, algorithm, budget_s=50.0, seed=0)
     assert not hasattr(algorithm, "told")  # refused before the algorithm was set up
     view = table_view(table, search=False)  # looking archs up is still allowed
-    assert "search a complete table" in view.incomplete
+    assert "search a complete table" in view.incomplete and "1 have none at all" in view.incomplete
+    # a hole at one epoch (accuracies kept, the time lost) ends a run just the same
+    holed = ArrayTable()
+    holed._arrays["train_time_s"] = holed.array("train_time_s").copy()
+    holed._arrays["train_time_s"][row, :, -1] = np.nan  # the last epoch, every seed
+    with pytest.raises(QueryError, match=r"1 of its .* \(0 have none at all.*at epoch 4\)"):
+        run_search(holed, Scripted(script=[(0, None)]), budget_s=50.0, seed=0)
+    one_seed = ArrayTable()  # an arch trained with one seed only is complete
+    one_seed._arrays["train_time_s"] = one_seed.array("train_time_s").copy()
+    one_seed._arrays["train_time_s"][row, 1, :] = np.nan
+    run_search(one_seed, Scripted(script=[(0, None)]), budget_s=50.0, seed=0)
 
 
 @pytest.mark.parametrize(

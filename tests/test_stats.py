@@ -230,6 +230,7 @@ def test_p_values_keep_three_digits_near_the_threshold():
     from nasbench_harness.compare import format_p
 
     assert (format_p(0.0496), format_p(0.0504)) == ("0.0496", "0.0504")
+    assert (format_p(0.04996), format_p(0.05004), format_p(0.05)) == ("0.04996", "0.05004", "0.05")
     assert (format_p(0.5), format_p(0.00123), format_p(5e-5), format_p(None)) == (
         "0.5",
         "0.00123",

@@ -282,6 +282,8 @@ def dispatch_order(tasks: Sequence[Task], space: str, workers: int) -> list[Task
     """
     tasks = list(tasks)
     n_tail = min(len(tasks), TAIL_PER_WORKER * max(1, int(workers)))
+    while n_tail < len(tasks) and tasks[-n_tail - 1].arch == tasks[-n_tail].arch:
+        n_tail += 1  # start the tail at an arch's first seed
     if n_tail < 2 or expected_cost(space, tasks[-1].arch) is None:
         return tasks
     head, tail = tasks[:-n_tail], tasks[-n_tail:]

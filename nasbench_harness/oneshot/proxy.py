@@ -134,6 +134,9 @@ def _fingerprint(recipe, schedule: dict, eval_examples: int | None, device: Any 
         "eval_examples": eval_examples,
         "code_version": __version__,
     }
+    if getattr(recipe, "augmentation", "none") != "none":
+        # supernets once trained on raw images under such recipes: those scores are not these
+        payload["supernet_augmentation"] = recipe.augmentation
     kind = torch.device(device).type
     if kind != "cpu":  # another device trains another supernet (not bit-identical)
         payload["device"] = kind
