@@ -26,6 +26,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -293,10 +294,11 @@ class Network(nn.Module):
         return self.classifier(x)
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int if it is a whole number >= ``minimum`` (not a bool), else BuildError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise BuildError(f"{name}={value!r} is not valid: give an integer >= {minimum}")
-    return value
+    return int(value)
 
 
 def _check_input_shape(input_shape: Any) -> tuple[int, ...]:
@@ -365,9 +367,9 @@ def build_model(
     """
     ops = normalise_arch(arch)
     shape = _check_input_shape(input_shape)
-    _check_int("n_classes", n_classes, 1)
-    _check_int("channels", channels, 1)
-    _check_int("cells_per_stage", cells_per_stage, 0)
+    check_int("n_classes", n_classes, 1)
+    check_int("channels", channels, 1)
+    check_int("cells_per_stage", cells_per_stage, 0)
     if reduction not in REDUCTIONS:
         raise BuildError(f"reduction={reduction!r} is not known: use one of {REDUCTIONS}")
     if not isinstance(generator, torch.Generator):
@@ -441,8 +443,8 @@ def measure_latency_ms(
     modified. On CUDA every pass is synchronised.
     """
     shape = _check_input_shape(input_shape)
-    _check_int("repeats", repeats, 1)
-    _check_int("warmup", warmup, 0)
+    check_int("repeats", repeats, 1)
+    check_int("warmup", warmup, 0)
     device = torch.device(device)
     if _model_device(model).type != device.type:
         model = copy.deepcopy(model).to(device)

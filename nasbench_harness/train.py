@@ -102,12 +102,12 @@ class Recipe:
                 f"recipe dataset={self.dataset!r} is not known: use one of {sorted(DATASETS)}"
             )
         for name in ("channels", "epochs", "batch_size", "eval_batch_size"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("cells_per_stage", self.cells_per_stage, 0)
-        _check_int("split_seed", self.split_seed, 0)
+            models.check_int(f"recipe {name}", getattr(self, name), 1)
+        models.check_int("recipe cells_per_stage", self.cells_per_stage, 0)
+        models.check_int("recipe split_seed", self.split_seed, 0)
         for name in ("train_size", "valid_size", "test_size"):
             if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), 1)
+                models.check_int(f"recipe {name}", getattr(self, name), 1)
         for name in ("lr", "momentum", "weight_decay", "label_smoothing"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
@@ -201,12 +201,6 @@ class TrainResult:
         """The per-epoch arrays by metric name."""
         names = ("train_acc", "train_loss", "valid_acc", "valid_loss", "test_acc", "test_loss")
         return {name: getattr(self, name) for name in (*names, "train_time_s", "eval_time_s")}
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise BuildError(f"recipe {name}={value!r} is not valid: give an integer >= {minimum}")
-    return int(value)
 
 
 def _seed_generators(seed: int) -> tuple[torch.Generator, torch.Generator]:

@@ -265,9 +265,9 @@ def build_supernet(
         BN of the candidate ops; the default (both False) is the references'.
     """
     shape = models._check_input_shape(input_shape)
-    models._check_int("n_classes", n_classes, 1)
-    models._check_int("channels", channels, 1)
-    models._check_int("cells_per_stage", cells_per_stage, 0)
+    models.check_int("n_classes", n_classes, 1)
+    models.check_int("channels", channels, 1)
+    models.check_int("cells_per_stage", cells_per_stage, 0)
     if reduction not in models.REDUCTIONS:
         raise BuildError(f"reduction={reduction!r} is not known: use one of {models.REDUCTIONS}")
     if not isinstance(generator, torch.Generator) or generator.device.type != "cpu":
