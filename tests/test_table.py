@@ -321,6 +321,44 @@ def test_store_proxy(tmp_path, space):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_store_proxy_concurrent_calls_keep_both(tmp_path, monkeypatch):
+    """Two processes storing different proxies in one table keep both (no lost update)."""
+    import threading
+
+    from nasbench_harness.table import writer
+
+    path = _copy(V1, tmp_path)
+    started, go = threading.Event(), threading.Event()
+    prepare = writer._prepare_proxy
+
+    def slow_prepare(name, *args):
+        if name == "first":  # hold the first call between its read and its replace
+            started.set()
+            go.wait(timeout=30)
+        return prepare(name, *args)
+
+    monkeypatch.setattr(writer, "_prepare_proxy", slow_prepare)
+    errors = []
+
+    def store(name):
+        try:
+            store_proxy(path, name, np.zeros(15625), {"definition": name, "seeds": [0]})
+        except BaseException as exc:  # surfaced in the main thread below
+            errors.append(exc)
+
+    first = threading.Thread(target=store, args=("first",))
+    second = threading.Thread(target=store, args=("second",))
+    first.start()
+    assert started.wait(timeout=30)
+    second.start()
+    second.join(timeout=2.0)  # without the lock it finishes here, on the old file
+    go.set()
+    first.join(timeout=60)
+    second.join(timeout=60)
+    assert not errors
+    assert open_table(path).proxy_names == ("first", "second")
+
+
 # -- queries ------------------------------------------------------------------
 
 

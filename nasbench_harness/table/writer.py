@@ -150,13 +150,23 @@ def store_proxy(path: str | os.PathLike, name: str, scores: Any, attrs: Mapping[
     -----
     The table is copied object by object (compressed chunks as they are)
     into a temporary file, the proxy is written there, and the copy replaces
-    the original: an interrupted call leaves the original intact.
+    the original: an interrupted call leaves the original intact. Calls on
+    tables of the same folder hold an advisory lock on that folder (POSIX
+    ``flock``) from the read to the replace, so concurrent calls storing
+    different proxies keep both.
     """
-    from nasbench_harness.table.reader import check_header
-
     path = Path(path)
     if not path.is_file():
         raise TableFormatError(f"{path}: no such table file; write the table before its proxies")
+    # Read, copy and replace under one lock, so that two processes storing
+    # different proxies in the same table cannot lose each other's update.
+    with _directory_lock(path.parent):
+        return _store_proxy_locked(path, name, scores, attrs)
+
+
+def _store_proxy_locked(path: Path, name: str, scores: Any, attrs: Mapping[str, Any]) -> Path:
+    from nasbench_harness.table.reader import check_header
+
     try:
         src = h5py.File(path, "r")
     except OSError as exc:
@@ -526,6 +536,31 @@ def _atomic_write(path: Path, fill: Callable[[h5py.File], None]) -> Path:
         raise
     _fsync_dir(directory)
     return path
+
+
+@contextlib.contextmanager
+def _directory_lock(directory: Path):
+    """Hold an exclusive advisory lock on ``directory`` (a no-op without ``fcntl``).
+
+    The lock is on the folder, not on the table: HDF5 takes its own ``flock``
+    on the files it opens, and a lock on the table's inode would not survive
+    the rename that replaces it.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _fsync_dir(directory: Path) -> None:
