@@ -253,9 +253,18 @@ def figure_cd(friedman: dict, colors: dict | None = None) -> bytes | None:
     for line in (item for group in artists.get("crossbars", []) for item in group):
         x, y = line.get_data()
         line.set_data(np.sort(np.asarray(x, dtype=float)), np.asarray(y, dtype=float))
-    ax.set_title(
+    title = (
         f"average rank over {len(friedman['tasks'])} tasks (1 = best); "
-        f"Nemenyi CD = {friedman['critical_difference']:.2f} at alpha = {friedman['alpha']:g}",
+        f"Nemenyi CD = {friedman['critical_difference']:.2f} at alpha = {friedman['alpha']:g}"
+    )
+    p_omnibus = _omnibus_p(friedman)
+    if math.isfinite(p_omnibus) and not p_omnibus < friedman["alpha"]:
+        title += (
+            f"\nomnibus test not significant (p = {format_p(p_omnibus)}): "
+            "no pair is shown to differ, bars or not"
+        )
+    ax.set_title(
+        title,
         fontsize=9,
         loc="left",
         pad=18,
@@ -427,6 +436,21 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 # ---------------------------------------------------------------------------
 # text
 # ---------------------------------------------------------------------------
+def _has_iman(result: dict) -> bool:
+    f_value, p_iman = result.get("iman_davenport"), result.get("p_iman_davenport")
+    return f_value is not None and math.isfinite(f_value) and p_iman is not None
+
+
+def _omnibus_p(result: dict) -> float:
+    """The p-value the across-task verdict rests on.
+
+    Iman-Davenport's F where it is finite (Demšar 2006: less conservative than
+    Friedman's chi-square), else the chi-square's p.
+    """
+    value = result["p_iman_davenport"] if _has_iman(result) else result.get("p_value")
+    return float("nan") if value is None else float(value)
+
+
 def _friedman_sentence(result: dict, metric: str, *, one_table: bool) -> str:
     """The across-task test in one sentence; ``one_table``: every task is a budget of one table."""
     n_tasks = len(result.get("tasks") or ())
@@ -443,17 +467,14 @@ def _friedman_sentence(result: dict, metric: str, *, one_table: bool) -> str:
     if result.get("reason"):
         return f"{scope}: not tested; {result['reason']}."
     f_value = result.get("iman_davenport")
-    p_iman = result.get("p_iman_davenport")
-    if f_value is not None and math.isfinite(f_value) and p_iman is not None:
+    if _has_iman(result):
         iman = (
             f"Iman-Davenport F = {f_value:.2f} from the uncorrected chi-square "
-            f"{result['chi2_demsar']:.2f}, p = {format_p(p_iman)}"
+            f"{result['chi2_demsar']:.2f}, p = {format_p(result['p_iman_davenport'])}"
         )
-        p_verdict = p_iman  # Demšar (2006): less conservative than the chi-square
     else:
         iman = "Iman-Davenport F infinite: every task ranks the algorithms the same"
-        p_verdict = result["p_value"]
-    significant = p_verdict < ALPHA
+    significant = _omnibus_p(result) < ALPHA
     verdict = "differ" if significant else "do not differ significantly"
     posthoc = (
         f"Two algorithms differ by Nemenyi's test when their average ranks differ by more than "

@@ -174,9 +174,35 @@ p = {a: {b: (1.0 if a == b else 0.5) for b in names} for a in names}
 for a, b in (("bananas", "hb"), ("ls", "hb"), ("bananas", "random")):
     p[a][b] = p[b][a] = 0.001
 friedman = {"reason": None, "nemenyi_p": p, "average_ranks": ranks, "alpha": 0.05,
-            "critical_difference": 2.0, "tasks": ["a", "b", "c"]}
+            "critical_difference": 2.0, "tasks": ["a", "b", "c"], "p_value": 0.01}
 sys.stdout.write(hashlib.sha256(figure_cd(friedman)).hexdigest())
 """
+
+
+def test_critical_difference_figure_says_when_the_omnibus_test_is_not_significant(monkeypatch):
+    from nasbench_harness import report as report_module
+
+    titles = []
+    monkeypatch.setattr(
+        report_module, "_png", lambda fig: titles.append(fig.axes[0].get_title("left"))
+    )
+    names = ["random", "rea", "ls"]
+    base = {
+        "reason": None,
+        "nemenyi_p": {a: {b: 1.0 if a == b else 0.2 for b in names} for a in names},
+        "average_ranks": dict(zip(names, [2.6, 1.8, 1.6])),
+        "alpha": 0.05,
+        "critical_difference": 1.9,
+        "tasks": ["a", "b", "c"],
+        "statistic": 1.2,
+        "p_value": 0.03,  # the chi-square alone would call it significant
+        "iman_davenport": 0.6,
+        "p_iman_davenport": 0.58,
+    }
+    report_module.figure_cd(base)
+    report_module.figure_cd({**base, "p_iman_davenport": 0.004})
+    assert "not significant (p = 0.58)" in titles[0]
+    assert "not significant" not in titles[1] and "Nemenyi CD = 1.90" in titles[1]
 
 
 def test_critical_difference_figure_does_not_depend_on_string_hashing():
