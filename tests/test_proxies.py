@@ -439,6 +439,36 @@ def test_scores_of_an_older_proxy_revision_are_scored_again(tmp_path, capsys):
     assert open_table(path).proxy_attrs["jacob_cov"]["revision"] == get_proxy("jacob_cov").revision
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_every_proxy_leaves_the_model_as_it_was(name):
+    arch = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
+    net = _network(arch)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    modules = [(n, type(m)) for n, m in net.named_modules()]
+    compute_proxy(name, net, _net_batch(), {"generator": torch.Generator().manual_seed(7)})
+    after = net.state_dict()
+    assert [(n, type(m)) for n, m in net.named_modules()] == modules
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    # running statistics may move (train-mode forwards), nothing else may
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert all(k.endswith(("running_mean", "running_var", "num_batches_tracked")) for k in moved)
+    assert net.training
+
+
+def test_gradient_proxies_share_one_forward_and_backward():
+    from nasbench_harness.proxies.zero_cost import shared_state
+
+    arch = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
+    net, batch = _network(arch), _net_batch()
+    names = ["grad_norm", "snip", "plain", "fisher", "naswot"]
+    calls = []
+    net.register_forward_hook(lambda *_: calls.append(1))
+    config = {"shared": shared_state(names)}
+    shared = [compute_proxy(n, net, batch, config) for n in names]
+    assert len(calls) == 1
+    assert shared == [compute_proxy(n, _network(arch), batch) for n in names]  # bit for bit
+
+
 def test_score_arch_does_not_depend_on_proxy_order():
     recipe = Recipe(**TINY_RECIPE, channels=4, cells_per_stage=1)
     config = ScoreConfig(recipe, 16)

@@ -5,10 +5,12 @@ drawn without replacement from the table's training split) and the
 initialisation; within a seed every architecture sees the same batch and the
 same initialisation seed, so scores are comparable across architectures, and
 the spread over seeds measures the proxy's own noise. One model is built per
-(arch, seed) and shared by the proxies: none changes the weights (synflow and
-zen work on copies, the others only set ``.grad``, which each one resets, and
-batch-norm running statistics, which train-mode forwards do not read), so the
-scores do not depend on which proxies run or in which order (tested).
+(arch, seed) and shared by the proxies, and so is one forward and backward of
+the loss (:func:`~nasbench_harness.proxies.zero_cost.shared_state`): no proxy
+leaves the weights changed (synflow and zen put them back), the others only
+set ``.grad``, which each one resets, and batch-norm running statistics, which
+train-mode forwards do not read, so the scores do not depend on which proxies
+run or in which order (tested, bit for bit).
 
 Only representatives (``/archs/canonical``) are scored; isomorphic archs get
 their representative's row when stored (:func:`~nasbench_harness.table.store_proxy`).
@@ -40,7 +42,7 @@ import numpy as np
 import torch
 
 from nasbench_harness.errors import NasbenchError
-from nasbench_harness.proxies.zero_cost import compute_proxy, get_proxy
+from nasbench_harness.proxies.zero_cost import compute_proxy, get_proxy, shared_state
 
 __all__ = ["ScoreConfig", "proxy_seed_generators", "score_arch", "score_table", "side_file"]
 
@@ -152,7 +154,7 @@ def score_arch(
         )
     except (RuntimeError, ValueError, NasbenchError) as exc:
         build_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-    shared: dict[str, Any] = {}  # work proxies share on this model (one loss gradient)
+    shared = shared_state(proxies)  # work the proxies share on this model (one loss gradient)
     for name in proxies:
         # every proxy gets the same draw generator state, whatever ran before it
         draw_gen.manual_seed(_seed_states(seed)[2])

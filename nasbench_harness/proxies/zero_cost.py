@@ -10,9 +10,15 @@ Definitions follow ``shared/reference/proxies.md`` and the papers cited in each
 docstring. Rules common to all of them:
 
 - the network is scored in train mode (batch norm uses batch statistics), as
-  freshly initialised; proxies that change weights (synflow, zen) work on a
-  deep copy, the others only leave ``.grad`` and batch-norm running
-  statistics behind (build a fresh model per proxy to keep them independent);
+  freshly initialised; no proxy leaves its weights changed (synflow
+  substitutes float64 absolute values for the call, zen re-draws them and
+  copies the originals back), they only leave ``.grad`` and batch-norm
+  running statistics behind (build a fresh model per proxy to keep them
+  independent);
+- grad_norm, snip, plain, grasp's first pass, fisher and naswot read one
+  forward and backward of the loss when ``config["shared"]`` holds a
+  :func:`shared_state` (as :mod:`.score` passes), each its own otherwise:
+  the values are the same either way;
 - "weight layers" are ``Conv1d``, ``Conv2d`` and ``Linear``; their weights
   (not biases) enter the gradient-based sums;
 - a batch is never split to save memory: an out-of-memory error propagates
@@ -31,7 +37,7 @@ without disconnected cells.
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import inspect
 import math
 from collections.abc import Callable, Mapping
@@ -143,31 +149,126 @@ def _loss(config: Mapping[str, Any]) -> Callable:
     return config.get("loss") or F.cross_entropy
 
 
-def _weight_grads(model: nn.Module, batch, config) -> tuple[list[torch.Tensor], list]:
-    """One forward/backward of the loss; the weights and their gradients (zeros if unused).
+#: What each proxy reads from the shared pass (:func:`_shared_pass`).
+_SHARED_PART = {
+    "grad_norm": "grads",
+    "snip": "grads",
+    "plain": "grads",
+    "grasp": "grads",
+    "fisher": "fisher",
+    "naswot": "naswot",
+}
 
-    With a dict ``config["shared"]`` (one per model, as ``score_arch`` passes),
-    the gradients of the same model on the same batch tensors are computed
-    once and reused by every proxy that needs them (grad_norm, snip, plain):
-    proxies never change the model they are given, so the values are the ones
-    a fresh backward gives.
+
+def shared_state(names) -> dict[str, Any]:
+    """A fresh ``config["shared"]`` for scoring one model with the proxies ``names``.
+
+    The first proxy that needs the shared pass computes every part the others
+    of ``names`` will read, in one forward and one backward.
+    """
+    return {"parts": {_SHARED_PART[n] for n in names if n in _SHARED_PART}}
+
+
+def _shared_pass(model: nn.Module, batch, config, part: str) -> dict[str, Any]:
+    """One train-mode forward of ``batch`` and one backward of its loss, and what proxies read from it.
+
+    Parts: ``grads`` (the weights and their gradients, zeros if unused:
+    grad_norm, snip, plain and grasp's first pass), ``fisher`` (its sum, from
+    the weight layers' outputs and their gradients) and ``naswot`` (its
+    kernel, from the ReLU inputs; without ``grads`` or ``fisher`` the pass
+    runs without a graph). With a dict ``config["shared"]`` (see
+    :func:`shared_state`) the pass runs once per model and batch and every
+    part it lists comes out of it: forward hooks and ``retain_grad`` only read
+    the tensors, so each part has the value its own pass would give, and
+    proxies never change the model they are given.
     """
     x, y = batch
     shared = config.get("shared")
-    cached = None if shared is None else shared.get("weight_grads")
-    if cached is not None and cached[0] is model and cached[1] is x and cached[2] is y:
-        return cached[3], cached[4]
+    cached = None if shared is None else shared.get("pass")
+    if (
+        cached is not None
+        and cached["model"] is model
+        and cached["x"] is x
+        and cached["y"] is y
+        and part in cached["parts"]
+    ):
+        return cached
+    parts = {part} | (set(shared.get("parts", ())) if shared is not None else set())
     layers = _weight_layers(model)
-    model.zero_grad(set_to_none=True)
-    loss = _loss(config)(model(x), y)
-    loss.backward()
-    weights = [m.weight for m in layers]
-    grads = [w.grad if w.grad is not None else torch.zeros_like(w) for w in weights]
-    if shared is not None:  # keep copies: a later backward would overwrite .grad
-        grads_copy = [g.detach().clone() for g in grads]
-        shared["weight_grads"] = (model, x, y, weights, grads_copy)
-        return weights, grads_copy
-    return weights, grads
+    acts: list[torch.Tensor] = []
+    kernel = None
+    handles = []
+
+    def fisher_hook(_module, _inputs, output):
+        if output.requires_grad:
+            output.retain_grad()
+            acts.append(output)
+
+    if "fisher" in parts:
+        handles += [m.register_forward_hook(fisher_hook) for m in layers]
+    if "naswot" in parts:
+        kernel = torch.zeros((x.shape[0], x.shape[0]), dtype=torch.float64)
+        hook = _naswot_hook(kernel)
+        relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+        handles += [m.register_forward_pre_hook(hook) for m in relus]
+    try:
+        model.zero_grad(set_to_none=True)
+        if parts & {"grads", "fisher"}:
+            _loss(config)(model(x), y).backward()
+        else:
+            with torch.no_grad():
+                model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    result: dict[str, Any] = {"model": model, "x": x, "y": y, "parts": parts}
+    if "grads" in parts:  # copies: a later backward would overwrite .grad
+        weights = [m.weight for m in layers]
+        result["weights"] = weights
+        result["grads"] = [
+            torch.zeros_like(w) if w.grad is None else w.grad.detach().clone() for w in weights
+        ]
+    if "fisher" in parts:
+        total = 0.0
+        for a in acts:
+            if a.grad is None:
+                continue
+            per_channel = (
+                (a.detach() * a.grad).flatten(2).sum(2) if a.ndim > 2 else a.detach() * a.grad
+            )
+            total += float(0.5 * per_channel.pow(2).mean(0).sum())
+        result["fisher"] = total
+    if kernel is not None:
+        result["naswot"] = kernel
+    if shared is not None:
+        shared["pass"] = result
+    return result
+
+
+def _weight_grads(model: nn.Module, batch, config) -> tuple[list[torch.Tensor], list]:
+    """The weights of the weight layers and their loss gradients (see :func:`_shared_pass`)."""
+    done = _shared_pass(model, batch, config, "grads")
+    return done["weights"], done["grads"]
+
+
+@contextlib.contextmanager
+def _restoring(model: nn.Module):
+    """Let a proxy change ``model``'s parameters, buffers and modes in place; put them back on exit.
+
+    Cheaper than a deep copy (no module objects are copied): the values are
+    saved and copied back bitwise, so the proxies after it see the model as
+    it was.
+    """
+    saved = [(t, t.detach().clone()) for t in (*model.parameters(), *model.buffers())]
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for t, value in saved:
+                t.copy_(value)
+        for m, mode in modes:
+            m.training = mode
 
 
 def _sum(values) -> float:
@@ -219,12 +320,10 @@ def grasp(model, batch, config) -> float:
     ICLR 2020; as a NAS proxy Abdelfattah et al., ICLR 2021.
     """
     x, y = batch
-    weights = [m.weight for m in _weight_layers(model)]
-    loss_fn = _loss(config)
-    model.zero_grad(set_to_none=True)
-    g = torch.autograd.grad(loss_fn(model(x), y), weights, allow_unused=True)
-    g = [torch.zeros_like(w) if gi is None else gi.detach() for w, gi in zip(weights, g)]
-    g2 = torch.autograd.grad(loss_fn(model(x), y), weights, create_graph=True, allow_unused=True)
+    weights, g = _weight_grads(model, batch, config)  # the first pass
+    g2 = torch.autograd.grad(
+        _loss(config)(model(x), y), weights, create_graph=True, allow_unused=True
+    )
     z = sum((a * b).sum() for a, b in zip(g2, g) if a is not None)
     if not isinstance(z, torch.Tensor) or not z.requires_grad:
         return 0.0
@@ -241,56 +340,50 @@ def fisher(model, batch, config) -> float:
     dense networks and Fisher pruning", 2018; Turner et al., BlockSwap, ICLR
     2020; as a NAS proxy Abdelfattah et al., ICLR 2021.
     """
-    x, y = batch
-    acts: list[torch.Tensor] = []
-
-    def hook(_module, _inputs, output):
-        if output.requires_grad:
-            output.retain_grad()
-            acts.append(output)
-
-    handles = [m.register_forward_hook(hook) for m in _weight_layers(model)]
-    try:
-        model.zero_grad(set_to_none=True)
-        _loss(config)(model(x), y).backward()
-    finally:
-        for h in handles:
-            h.remove()
-    total = 0.0
-    for a in acts:
-        if a.grad is None:
-            continue
-        per_channel = (a.detach() * a.grad).flatten(2).sum(2) if a.ndim > 2 else a.detach() * a.grad
-        total += float(0.5 * per_channel.pow(2).mean(0).sum())
-    return total
+    return _shared_pass(model, batch, config, "fisher")["fisher"]
 
 
 @register_proxy("synflow")
 def synflow(model, batch, config) -> float:
     """Sum over weight layers of abs(W * d(sum of output)/dW) on an all-ones input.
 
-    Computed on a float64 copy with every batch norm replaced by the identity
-    and every parameter replaced by its absolute value; the input is one
+    Computed in float64 with every batch norm replaced by the identity and
+    every parameter replaced by its absolute value (for the call only: the
+    model is left as it was); the input is one
     all-ones example of the batch's shape. Tanaka et al., "Pruning neural
     networks without any data by iteratively conserving synaptic flow",
     NeurIPS 2020; as a NAS proxy Abdelfattah et al., ICLR 2021.
     """
     x, _ = batch
-    net = copy.deepcopy(model).double()
-    for parent in list(net.modules()):
-        for child_name, child in list(parent.named_children()):
-            if isinstance(child, _BN_LAYERS):
-                setattr(parent, child_name, nn.Identity())
-    with torch.no_grad():
-        for p in net.parameters():
-            p.abs_()
-    net.zero_grad(set_to_none=True)
-    ones = torch.ones((1, *x.shape[1:]), dtype=torch.float64, device=x.device)
-    net(ones).sum().backward()
+    # the original model with its batch norms swapped out for the call, and float64
+    # absolute values in place of its parameters (no copy of the module tree)
+    bns = [
+        (parent, child_name, child)
+        for parent in list(model.modules())
+        for child_name, child in list(parent.named_children())
+        if isinstance(child, _BN_LAYERS)
+    ]
+    try:
+        for parent, child_name, _ in bns:
+            setattr(parent, child_name, nn.Identity())
+        params = {
+            n: p.detach().double().abs().requires_grad_(True) for n, p in model.named_parameters()
+        }
+        buffers = {n: b.detach().double() for n, b in model.named_buffers()}
+        ones = torch.ones((1, *x.shape[1:]), dtype=torch.float64, device=x.device)
+        out = torch.func.functional_call(model, {**params, **buffers}, (ones,))
+        weight_names = [
+            f"{n}.weight" for n, m in model.named_modules() if isinstance(m, _WEIGHT_LAYERS)
+        ]
+        weights = [params[n] for n in weight_names]
+        grads = torch.autograd.grad(out.sum(), weights, allow_unused=True)
+    finally:
+        for parent, child_name, child in bns:
+            setattr(parent, child_name, child)
     total = 0.0
-    for m in _weight_layers(net):
-        if m.weight.grad is not None:
-            total += float((m.weight.detach() * m.weight.grad).abs().sum())
+    for w, g in zip(weights, grads):
+        if g is not None:
+            total += float((w.detach() * g).abs().sum())
     return total
 
 
@@ -332,13 +425,7 @@ def naswot_kernel(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """NASWOT's kernel K = sum over ReLUs of c c^T + (1-c)(1-c)^T, c = (ReLU input > 0) per example."""
     n = x.shape[0]
     kernel = torch.zeros((n, n), dtype=torch.float64)
-
-    def hook(_module, inputs):
-        c = (inputs[0].detach() > 0).flatten(1).double()
-        r = c.sum(1)
-        # c c^T + (1-c)(1-c)^T = 2 c c^T - r_i - r_j + units (one product instead of two)
-        kernel.add_((2 * (c @ c.T) - r[:, None] - r[None, :] + c.shape[1]).cpu())
-
+    hook = _naswot_hook(kernel)
     handles = [m.register_forward_pre_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
     try:
         with torch.no_grad():
@@ -349,6 +436,18 @@ def naswot_kernel(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return kernel
 
 
+def _naswot_hook(kernel: torch.Tensor) -> Callable:
+    """A ReLU forward pre-hook that adds its input's binary-code kernel to ``kernel``."""
+
+    def hook(_module, inputs):
+        c = (inputs[0].detach() > 0).flatten(1).double()
+        r = c.sum(1)
+        # c c^T + (1-c)(1-c)^T = 2 c c^T - r_i - r_j + units (one product instead of two)
+        kernel.add_((2 * (c @ c.T) - r[:, None] - r[None, :] + c.shape[1]).cpu())
+
+    return hook
+
+
 @register_proxy("naswot")
 def naswot(model, batch, config) -> float:
     """log|det K| (slogdet) of the binary-code kernel K over the ReLUs (see :func:`naswot_kernel`).
@@ -356,7 +455,7 @@ def naswot(model, batch, config) -> float:
     A singular K gives NaN. Mellor et al., "Neural Architecture Search
     without Training", ICML 2021 (batch 128 in the paper).
     """
-    kernel = naswot_kernel(model, batch[0])
+    kernel = _shared_pass(model, batch, config, "naswot")["naswot"]
     sign, logdet = torch.linalg.slogdet(kernel)
     return float(logdet) if float(sign) != 0 else math.nan
 
@@ -390,9 +489,8 @@ def zen(model, batch, config) -> float:
     if not isinstance(gen, torch.Generator):
         raise ProxyError("zen draws random inputs: pass config['generator'] = torch.Generator()")
     x0, _ = batch
-    net = copy.deepcopy(model)
-    net.train()
-    with torch.no_grad():
+    with _restoring(model) as net, torch.no_grad():
+        net.train()
         for m in net.modules():
             if isinstance(m, _WEIGHT_LAYERS):
                 w = torch.randn(m.weight.shape, generator=gen, dtype=m.weight.dtype)
@@ -433,8 +531,9 @@ def zico(model, batch, config) -> float:
         raise ProxyError("zico needs a batch of at least 2 examples (two halves)")
     half = x.shape[0] // 2
     per_batch = []
+    alone = {**config, "shared": None}  # half batches: not the pass the other proxies share
     for sl in (slice(0, half), slice(half, None)):
-        _, grads = _weight_grads(model, (x[sl], y[sl]), config)
+        _, grads = _weight_grads(model, (x[sl], y[sl]), alone)
         per_batch.append([g.detach().double().clone() for g in grads])
     total = 0.0
     for g_a, g_b in zip(*per_batch):
