@@ -20,6 +20,7 @@ outputs its BatchNorm shift, a trained constant.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import statistics
 import time
@@ -407,6 +408,21 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+@contextlib.contextmanager
+def kept_modes(model: nn.Module):
+    """Restore every submodule's train/eval mode on exit.
+
+    ``model.train(was_training)`` alone would put a model whose modules were
+    in mixed modes all in one mode.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        yield model
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
 def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
     """FLOPs of one forward pass at batch size 1, in eval mode.
 
@@ -417,15 +433,12 @@ def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     shape = _check_input_shape(input_shape)
-    was_training = model.training
-    model.eval()
-    try:
+    with kept_modes(model):
+        model.eval()
         x = torch.zeros((1, *shape), device=_model_device(model))
         counter = FlopCounterMode(display=False)
         with torch.no_grad(), counter:
             model(x)
-    finally:
-        model.train(was_training)
     return int(counter.get_total_flops())
 
 
@@ -448,11 +461,10 @@ def measure_latency_ms(
     device = torch.device(device)
     if _model_device(model).type != device.type:
         model = copy.deepcopy(model).to(device)
-    was_training = model.training
-    model.eval()
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     times = []
-    try:
+    with kept_modes(model):
+        model.eval()
         x = torch.zeros((1, *shape), device=device)
         with torch.no_grad():
             for _ in range(warmup):
@@ -463,6 +475,4 @@ def measure_latency_ms(
                 model(x)
                 sync()
                 times.append(time.perf_counter() - start)
-    finally:
-        model.train(was_training)
     return 1000.0 * statistics.median(times)

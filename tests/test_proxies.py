@@ -221,8 +221,8 @@ def _network(arch, seed=0):
     )
 
 
-def _net_batch():
-    gen = torch.Generator().manual_seed(5)
+def _net_batch(seed=5):
+    gen = torch.Generator().manual_seed(seed)
     return torch.randn(8, 1, 12, generator=gen), torch.randint(0, 3, (8,), generator=gen)
 
 
@@ -439,34 +439,155 @@ def test_scores_of_an_older_proxy_revision_are_scored_again(tmp_path, capsys):
     assert open_table(path).proxy_attrs["jacob_cov"]["revision"] == get_proxy("jacob_cov").revision
 
 
+ARCH = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
+
+
+def _state(net):
+    return (
+        {k: v.clone() for k, v in net.state_dict().items()},
+        [(n, type(m), m.training) for n, m in net.named_modules()],
+    )
+
+
+def _assert_same_state(net, before, *, running_stats_may_move=False):
+    tensors, modules = before
+    after = net.state_dict()
+    assert [(n, type(m), m.training) for n, m in net.named_modules()] == modules
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    moved = {k for k in tensors if not torch.equal(tensors[k], after[k])}
+    if running_stats_may_move:  # train-mode forwards move them; nothing else may change
+        moved = {k for k in moved if not k.endswith(RUNNING_STATS)}
+    assert not moved
+
+
+RUNNING_STATS = ("running_mean", "running_var", "num_batches_tracked")
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_every_proxy_leaves_the_model_as_it_was(name):
-    arch = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
-    net = _network(arch)
-    before = {k: v.clone() for k, v in net.state_dict().items()}
-    modules = [(n, type(m)) for n, m in net.named_modules()]
+    net = _network(ARCH)
+    next(iter(net.cells[0].edges.values())).eval()  # a module in another mode stays so
+    before = _state(net)
     compute_proxy(name, net, _net_batch(), {"generator": torch.Generator().manual_seed(7)})
-    after = net.state_dict()
-    assert [(n, type(m)) for n, m in net.named_modules()] == modules
-    assert all(p.dtype == torch.float32 for p in net.parameters())
-    # running statistics may move (train-mode forwards), nothing else may
-    moved = {k for k in before if not torch.equal(before[k], after[k])}
-    assert all(k.endswith(("running_mean", "running_var", "num_batches_tracked")) for k in moved)
-    assert net.training
+    # synflow and zen change the model for the call and put everything back
+    _assert_same_state(net, before, running_stats_may_move=name not in ("synflow", "zen"))
+
+
+@pytest.mark.parametrize("name", ["synflow", "zen"])
+def test_synflow_and_zen_put_the_model_back_when_they_fail(name, monkeypatch):
+    from nasbench_harness.proxies import zero_cost
+
+    def fail(*_args, **_kwargs):
+        raise RuntimeError("out of memory (simulated)")
+
+    if name == "zen":
+        monkeypatch.setattr(zero_cost, "_pre_pool_features", fail)
+    else:
+        monkeypatch.setattr(torch.func, "functional_call", fail)
+    net = _network(ARCH)
+    before = _state(net)
+    with pytest.raises(RuntimeError, match="simulated"):
+        compute_proxy(name, net, _net_batch(), {"generator": torch.Generator().manual_seed(7)})
+    _assert_same_state(net, before)
+
+
+def _synflow_models():
+    """Models synflow's substitution does not cover: each must take the copy's way."""
+
+    def seq(*layers):
+        torch.manual_seed(0)
+        return nn.Sequential(*layers)
+
+    tied = seq(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 3))
+    tied[2].weight = tied[0].weight
+    frozen = seq(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 3))
+    frozen[0].weight.requires_grad_(False)
+    normed = seq(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 3))
+    torch.nn.utils.parametrizations.weight_norm(normed[0])
+
+    class Counter(nn.Module):  # a float buffer a forward updates in place
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("n", torch.zeros(()))
+
+        def forward(self, x):
+            self.n += 1
+            return x
+
+    class Flip(nn.Module):  # an integer buffer
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("idx", torch.arange(5, -1, -1))
+
+        def forward(self, x):
+            return x.index_select(1, self.idx)
+
+    return {
+        "tied": tied,
+        "frozen": frozen,
+        "weight_norm": normed,
+        "float64": seq(Counter(), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 3)).double(),
+        "int_buffer": seq(Flip(), nn.Linear(6, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3)),
+        "no_weight_layer": seq(nn.PReLU()),
+    }
+
+
+def test_synflow_substitution_equals_the_deep_copy():
+    from nasbench_harness.proxies import zero_cost
+
+    x, y = _net_batch()
+    ones = torch.ones((1, *x.shape[1:]), dtype=torch.float64)
+    for arch in (ARCH, 0, 1234, 15624):
+        net = _network(arch)
+        assert compute_proxy("synflow", net, (x, y)) == zero_cost._synflow_on_copy(net, ones)
+    batch = (torch.randn(10, 6, generator=torch.Generator().manual_seed(3)), None)
+    ones = torch.ones((1, 6), dtype=torch.float64)
+    for name, net in _synflow_models().items():
+        before = _state(net)
+        expected = zero_cost._synflow_on_copy(net, ones)
+        value = zero_cost.synflow(net, batch, {})
+        assert value == expected, name
+        tensors, modules = before
+        assert [(n, type(m), m.training) for n, m in net.named_modules()] == modules, name
+        assert all(torch.equal(tensors[k], v) for k, v in net.state_dict().items()), name
 
 
 def test_gradient_proxies_share_one_forward_and_backward():
     from nasbench_harness.proxies.zero_cost import shared_state
 
-    arch = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
-    net, batch = _network(arch), _net_batch()
-    names = ["grad_norm", "snip", "plain", "fisher", "naswot"]
+    net, batch = _network(ARCH), _net_batch()
+    names = ["naswot", "grad_norm", "snip", "plain", "grasp", "fisher", "zico", "zen", "synflow"]
     calls = []
     net.register_forward_hook(lambda *_: calls.append(1))
-    config = {"shared": shared_state(names)}
+    config = {"shared": shared_state(names), "generator": torch.Generator().manual_seed(7)}
     shared = [compute_proxy(n, net, batch, config) for n in names]
-    assert len(calls) == 1
-    assert shared == [compute_proxy(n, _network(arch), batch) for n in names]  # bit for bit
+    # one shared pass, grasp's second forward, zico's two halves, synflow's one (zen runs
+    # the trunk without the classifier, which this hook does not see)
+    assert len(calls) == 1 + 1 + 2 + 1
+    alone = [
+        compute_proxy(n, _network(ARCH), batch, {"generator": torch.Generator().manual_seed(7)})
+        for n in names
+    ]
+    assert shared == alone  # bit for bit
+    # another batch on the same state is not served from the cache
+    other = _net_batch(seed=6)
+    assert compute_proxy("grad_norm", net, other, config) == compute_proxy(
+        "grad_norm", _network(ARCH), other
+    )
+
+
+def test_naswot_needs_no_loss_when_sharing_a_pass():
+    from nasbench_harness.proxies.zero_cost import shared_state
+
+    x, y = _net_batch()
+    bad = (x, y + 100)  # labels out of range: the loss of the shared pass fails
+    alone = compute_proxy("naswot", _network(ARCH), bad)
+    config = {"shared": shared_state(["grad_norm", "naswot"])}
+    net = _network(ARCH)
+    with pytest.raises(IndexError):
+        compute_proxy("grad_norm", net, bad, config)
+    assert compute_proxy("naswot", net, bad, config) == alone
+    assert math.isfinite(alone)
 
 
 def test_score_arch_does_not_depend_on_proxy_order():

@@ -33,6 +33,7 @@ from torch import nn
 from algorithms.base import StoredParams
 from nasbench_harness.data import Splits
 from nasbench_harness.errors import NasbenchError
+from nasbench_harness.models import kept_modes
 from nasbench_harness.oneshot.supernet import (
     N_EDGES,
     N_OPS,
@@ -367,17 +368,16 @@ def _kept_bn_statistics(model: nn.Module) -> Iterator[None]:
         for m in model.modules()
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
     ]
-    was_training = model.training
-    model.train()
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for m, mean, var, count in saved:
-                m.running_mean.copy_(mean)
-                m.running_var.copy_(var)
-                m.num_batches_tracked.copy_(count)
-        model.train(was_training)
+    with kept_modes(model):
+        model.train()
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for m, mean, var, count in saved:
+                    m.running_mean.copy_(mean)
+                    m.running_var.copy_(var)
+                    m.num_batches_tracked.copy_(count)
 
 
 def evaluate_path(

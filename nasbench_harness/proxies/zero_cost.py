@@ -11,9 +11,10 @@ docstring. Rules common to all of them:
 
 - the network is scored in train mode (batch norm uses batch statistics), as
   freshly initialised; no proxy leaves its weights changed (synflow
-  substitutes float64 absolute values for the call, zen re-draws them and
-  copies the originals back), they only leave ``.grad`` and batch-norm
-  running statistics behind (build a fresh model per proxy to keep them
+  substitutes float64 absolute values for the call and swaps the batch
+  norms out of the model while it runs, zen re-draws the weights and copies
+  the originals back), they only leave ``.grad`` and batch-norm running
+  statistics behind (build a fresh model per proxy to keep them
   independent);
 - grad_norm, snip, plain, grasp's first pass, fisher and naswot read one
   forward and backward of the loss when ``config["shared"]`` holds a
@@ -38,6 +39,7 @@ without disconnected cells.
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import math
 from collections.abc import Callable, Mapping
@@ -164,36 +166,55 @@ def shared_state(names) -> dict[str, Any]:
     """A fresh ``config["shared"]`` for scoring one model with the proxies ``names``.
 
     The first proxy that needs the shared pass computes every part the others
-    of ``names`` will read, in one forward and one backward.
+    of ``names`` will read, in one forward (and one backward of the loss if a
+    gradient part is among them).
     """
     return {"parts": {_SHARED_PART[n] for n in names if n in _SHARED_PART}}
 
 
 def _shared_pass(model: nn.Module, batch, config, part: str) -> dict[str, Any]:
-    """One train-mode forward of ``batch`` and one backward of its loss, and what proxies read from it.
+    """One forward of ``batch`` (in the model's mode: train, as scored) and one backward of its loss.
 
     Parts: ``grads`` (the weights and their gradients, zeros if unused:
     grad_norm, snip, plain and grasp's first pass), ``fisher`` (its sum, from
     the weight layers' outputs and their gradients) and ``naswot`` (its
     kernel, from the ReLU inputs; without ``grads`` or ``fisher`` the pass
-    runs without a graph). With a dict ``config["shared"]`` (see
-    :func:`shared_state`) the pass runs once per model and batch and every
-    part it lists comes out of it: forward hooks and ``retain_grad`` only read
-    the tensors, so each part has the value its own pass would give, and
-    proxies never change the model they are given.
+    runs without a graph and without a loss). With a dict ``config["shared"]``
+    (see :func:`shared_state`) the pass runs once per model, batch tensors
+    and loss, and every part it lists comes out of it: forward hooks and
+    ``retain_grad`` only read the tensors, so each part has the value its own
+    pass would give. The batch must not be changed in place between the
+    proxies that share it. If the shared pass fails (a loss that cannot be
+    computed, out of memory), each proxy runs its own pass instead, so that
+    naswot, which needs no loss, still gets its value.
     """
     x, y = batch
     shared = config.get("shared")
-    cached = None if shared is None else shared.get("pass")
-    if (
-        cached is not None
-        and cached["model"] is model
-        and cached["x"] is x
-        and cached["y"] is y
-        and part in cached["parts"]
-    ):
-        return cached
-    parts = {part} | (set(shared.get("parts", ())) if shared is not None else set())
+    key = (model, x, y, config.get("loss"))
+    if shared is not None:
+        cached = shared.get("pass")
+        if cached is not None and _same_key(cached["key"], key) and part in cached["parts"]:
+            return cached
+        failed = shared.get("failed")
+        if failed is None or not _same_key(failed, key):
+            parts = {part} | set(shared.get("parts", ()))
+            if parts != {part}:
+                try:
+                    result = _run_pass(model, x, y, config, parts)
+                except Exception:
+                    shared["failed"] = key  # each proxy on its own from here (below)
+                else:
+                    result["key"] = key
+                    shared["pass"] = result
+                    return result
+    return _run_pass(model, x, y, config, {part})
+
+
+def _same_key(a: tuple, b: tuple) -> bool:
+    return all(u is v for u, v in zip(a, b))
+
+
+def _run_pass(model: nn.Module, x, y, config, parts: set[str]) -> dict[str, Any]:
     layers = _weight_layers(model)
     acts: list[torch.Tensor] = []
     kernel = None
@@ -221,7 +242,7 @@ def _shared_pass(model: nn.Module, batch, config, part: str) -> dict[str, Any]:
     finally:
         for h in handles:
             h.remove()
-    result: dict[str, Any] = {"model": model, "x": x, "y": y, "parts": parts}
+    result: dict[str, Any] = {"parts": parts}
     if "grads" in parts:  # copies: a later backward would overwrite .grad
         weights = [m.weight for m in layers]
         result["weights"] = weights
@@ -240,8 +261,6 @@ def _shared_pass(model: nn.Module, batch, config, part: str) -> dict[str, Any]:
         result["fisher"] = total
     if kernel is not None:
         result["naswot"] = kernel
-    if shared is not None:
-        shared["pass"] = result
     return result
 
 
@@ -259,16 +278,16 @@ def _restoring(model: nn.Module):
     saved and copied back bitwise, so the proxies after it see the model as
     it was.
     """
+    from nasbench_harness.models import kept_modes
+
     saved = [(t, t.detach().clone()) for t in (*model.parameters(), *model.buffers())]
-    modes = [(m, m.training) for m in model.modules()]
-    try:
-        yield model
-    finally:
-        with torch.no_grad():
-            for t, value in saved:
-                t.copy_(value)
-        for m, mode in modes:
-            m.training = mode
+    with kept_modes(model):
+        try:
+            yield model
+        finally:
+            with torch.no_grad():
+                for t, value in saved:
+                    t.copy_(value)
 
 
 def _sum(values) -> float:
@@ -348,15 +367,15 @@ def synflow(model, batch, config) -> float:
     """Sum over weight layers of abs(W * d(sum of output)/dW) on an all-ones input.
 
     Computed in float64 with every batch norm replaced by the identity and
-    every parameter replaced by its absolute value (for the call only: the
-    model is left as it was); the input is one
-    all-ones example of the batch's shape. Tanaka et al., "Pruning neural
-    networks without any data by iteratively conserving synaptic flow",
-    NeurIPS 2020; as a NAS proxy Abdelfattah et al., ICLR 2021.
+    every parameter replaced by its absolute value, for the call only: the
+    model's batch norms are swapped out while it runs and put back, and its
+    parameters are left as they were. The input is one all-ones example of
+    the batch's shape. Tanaka et al., "Pruning neural networks without any
+    data by iteratively conserving synaptic flow", NeurIPS 2020; as a NAS
+    proxy Abdelfattah et al., ICLR 2021.
     """
     x, _ = batch
-    # the original model with its batch norms swapped out for the call, and float64
-    # absolute values in place of its parameters (no copy of the module tree)
+    ones = torch.ones((1, *x.shape[1:]), dtype=torch.float64, device=x.device)
     bns = [
         (parent, child_name, child)
         for parent in list(model.modules())
@@ -366,24 +385,61 @@ def synflow(model, batch, config) -> float:
     try:
         for parent, child_name, _ in bns:
             setattr(parent, child_name, nn.Identity())
-        params = {
-            n: p.detach().double().abs().requires_grad_(True) for n, p in model.named_parameters()
-        }
-        buffers = {n: b.detach().double() for n, b in model.named_buffers()}
-        ones = torch.ones((1, *x.shape[1:]), dtype=torch.float64, device=x.device)
-        out = torch.func.functional_call(model, {**params, **buffers}, (ones,))
-        weight_names = [
-            f"{n}.weight" for n, m in model.named_modules() if isinstance(m, _WEIGHT_LAYERS)
-        ]
-        weights = [params[n] for n in weight_names]
-        grads = torch.autograd.grad(out.sum(), weights, allow_unused=True)
+        fast = _synflow_substituted(model, ones)
     finally:
         for parent, child_name, child in bns:
             setattr(parent, child_name, child)
+    return fast if fast is not None else _synflow_on_copy(model, ones)
+
+
+def _synflow_substituted(model: nn.Module, ones: torch.Tensor) -> float | None:
+    """synflow without copying the module tree: float64 absolute values substituted
+    for the parameters with ``torch.func.functional_call`` (batch norms already
+    swapped out). None for a model this does not cover (frozen, tied through
+    parametrizations, not float32, no weight layer): then the copy is used."""
+    from torch.nn.utils import parametrize
+
+    named = dict(model.named_parameters())
+    buffers = dict(model.named_buffers())
+    layers = _weight_layers(model)
+    by_id = {id(p): n for n, p in named.items()}
+    if (
+        not layers
+        or any(p.dtype != torch.float32 or not p.requires_grad for p in named.values())
+        or any(b.dtype != torch.float32 for b in buffers.values())
+        or any(parametrize.is_parametrized(m) for m in model.modules())
+        or any(id(m.weight) not in by_id for m in layers)
+    ):
+        return None
+    params = {n: p.detach().double().abs().requires_grad_(True) for n, p in named.items()}
+    doubles = {n: b.detach().double() for n, b in buffers.items()}  # copies (float32 before)
+    out = torch.func.functional_call(model, {**params, **doubles}, (ones,))
+    weights = [params[by_id[id(m.weight)]] for m in layers]
+    grads = torch.autograd.grad(out.sum(), weights, allow_unused=True)
     total = 0.0
     for w, g in zip(weights, grads):
         if g is not None:
             total += float((w.detach() * g).abs().sum())
+    return total
+
+
+def _synflow_on_copy(model: nn.Module, ones: torch.Tensor) -> float:
+    """synflow on a float64 deep copy of ``model`` without its batch norms."""
+    net = copy.deepcopy(model).double()
+    for parent in list(net.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, _BN_LAYERS):
+                setattr(parent, child_name, nn.Identity())
+    with torch.no_grad():
+        for p in net.parameters():
+            p.abs_()
+    net.zero_grad(set_to_none=True)
+    net(ones).sum().backward()
+    total = 0.0
+    for m in _weight_layers(net):
+        w = m.weight  # a parametrized weight is computed (no leaf, no .grad): not counted
+        if w.is_leaf and w.grad is not None:
+            total += float((w.detach() * w.grad).abs().sum())
     return total
 
 
@@ -476,8 +532,10 @@ def _pre_pool_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def zen(model, batch, config) -> float:
     """log mean |f(x) - f(x + 0.01 eps)| + sum over BNs of log sqrt(mean running var).
 
-    On a copy whose Conv/Linear weights are re-drawn N(0, 1) (biases 0) and
-    batch-norm affine set to 1/0; x and eps are N(0, 1) of the batch's shape,
+    With the Conv/Linear weights re-drawn N(0, 1) (biases 0), batch-norm
+    affine set to 1/0 and running statistics reset, in place for the call
+    (the model's parameters, buffers and modes are copied back after it,
+    also when it fails); x and eps are N(0, 1) of the batch's shape,
     drawn from ``config["generator"]``; f is the pre-pooling feature map
     (mean over all its elements: ZenNAS sums over the feature dimensions, a
     shift by the same constant log(feature size) for every arch of a
