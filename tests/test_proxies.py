@@ -569,6 +569,13 @@ def test_gradient_proxies_share_one_forward_and_backward():
         for n in names
     ]
     assert shared == alone  # bit for bit
+    # proxies that read one part share it too
+    calls.clear()
+    config = {"shared": shared_state(["grad_norm", "snip", "plain"])}
+    assert [compute_proxy(n, net, batch, config) for n in ("grad_norm", "snip", "plain")] == [
+        compute_proxy(n, _network(ARCH), batch) for n in ("grad_norm", "snip", "plain")
+    ]
+    assert len(calls) == 1
     # another batch on the same state is not served from the cache
     other = _net_batch(seed=6)
     assert compute_proxy("grad_norm", net, other, config) == compute_proxy(

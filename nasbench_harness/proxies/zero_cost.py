@@ -198,15 +198,16 @@ def _shared_pass(model: nn.Module, batch, config, part: str) -> dict[str, Any]:
         failed = shared.get("failed")
         if failed is None or not _same_key(failed, key):
             parts = {part} | set(shared.get("parts", ()))
-            if parts != {part}:
-                try:
-                    result = _run_pass(model, x, y, config, parts)
-                except Exception:
-                    shared["failed"] = key  # each proxy on its own from here (below)
-                else:
-                    result["key"] = key
-                    shared["pass"] = result
-                    return result
+            try:
+                result = _run_pass(model, x, y, config, parts)
+            except Exception:
+                if parts == {part}:
+                    raise
+                shared["failed"] = key  # each proxy on its own from here (below)
+            else:
+                result["key"] = key
+                shared["pass"] = result
+                return result
     return _run_pass(model, x, y, config, {part})
 
 
