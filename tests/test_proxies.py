@@ -360,6 +360,22 @@ def test_cli_proxies_and_correlate_end_to_end(tmp_path, capsys):
     assert len(per_seed["values"]) == 2
 
 
+def test_cli_proxies_list(capsys):
+    from nasbench_harness.cli import main
+
+    assert main(["proxies", "--list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["proxies"]
+    assert sorted(r["name"] for r in rows[:-1]) == sorted(ALL) and rows[-1]["name"] == "oneshot"
+    assert all(r["definition"] for r in rows)
+    assert [r["in_all"] for r in rows] == [True] * len(ALL) + [False]
+    assert main(["proxies", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(ALL) + 1 and any(line.startswith("naswot ") for line in lines)
+    assert "`" not in "".join(lines)
+    assert main(["proxies", "x.h5"]) == 2
+    assert "--proxies" in capsys.readouterr().err
+
+
 def test_cli_proxies_leave_untrained_archs_out_unless_asked(tmp_path, capsys):
     import h5py
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from nasbench_harness.commands._common import add_json_flag, emit_json
@@ -32,12 +33,16 @@ def register(subparsers) -> None:
             "on the table's data (nasbench_harness.oneshot.proxy, docs/oneshot.md)."
         ),
     )
-    parser.add_argument("table", metavar="TABLE", help="table file (HDF5), changed in place")
+    parser.add_argument(
+        "table", metavar="TABLE", nargs="?", help="table file (HDF5), changed in place"
+    )
     parser.add_argument(
         "--proxies",
-        required=True,
         metavar="P,Q,...",
-        help="comma-separated proxy names, or 'all'",
+        help="comma-separated proxy names, or 'all' (see --list)",
+    )
+    parser.add_argument(
+        "--list", action="store_true", help="list the proxies and their definitions, and exit"
     )
     parser.add_argument(
         "--seeds",
@@ -153,10 +158,57 @@ def _score_oneshot(args, recipe) -> dict:
     )
 
 
+def _list(args) -> int:
+    """Print every proxy with its kind and definition (the first sentence in text mode)."""
+    from nasbench_harness.proxies import get_proxy, proxy_names
+
+    rows = []
+    for name in proxy_names():
+        spec = get_proxy(name)
+        kind = "training-free, seed-independent" if spec.seed_independent else "training-free"
+        rows.append(
+            {
+                "name": name,
+                "kind": kind,
+                "revision": spec.revision,
+                "in_all": True,
+                "definition": spec.definition,
+            }
+        )
+    rows.append(
+        {
+            "name": "oneshot",
+            "kind": "one-shot (trains a supernet per proxy seed)",
+            "revision": None,
+            "in_all": False,
+            "definition": (
+                "validation accuracy of each arch with weights inherited from a supernet "
+                "trained by uniform path sampling (RSPS) on the table's data; docs/oneshot.md"
+            ),
+        }
+    )
+    if args.json:
+        emit_json({"proxies": rows})
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        text = re.sub(r"(?::\w+:)?`+([^`]*)`+", r"\1", " ".join(r["definition"].split()))
+        first = text.split(". ")[0].rstrip(".")
+        note = "" if r["in_all"] else " [not in 'all']"
+        print(f"{r['name']:<{width}}  {first}{note}")
+    return 0
+
+
 def run(args) -> int:
     from nasbench_harness.proxies import proxy_names
     from nasbench_harness.proxies.score import score_table
 
+    if args.list:
+        return _list(args)
+    if args.table is None or args.proxies is None:
+        raise NasbenchError(
+            "give a TABLE and --proxies P,Q,... (or 'all'); `nasbench proxies --list` lists them"
+        )
     names = [n.strip() for n in args.proxies.split(",") if n.strip()]
     if names == ["all"]:
         names = proxy_names()
