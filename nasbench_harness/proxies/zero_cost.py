@@ -480,17 +480,7 @@ def jacob_cov(model, batch, config) -> float:
 
 def naswot_kernel(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """NASWOT's kernel K = sum over ReLUs of c c^T + (1-c)(1-c)^T, c = (ReLU input > 0) per example."""
-    n = x.shape[0]
-    kernel = torch.zeros((n, n), dtype=torch.float64)
-    hook = _naswot_hook(kernel)
-    handles = [m.register_forward_pre_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return kernel
+    return _run_pass(model, x, None, {}, {"naswot"})["naswot"]
 
 
 def _naswot_hook(kernel: torch.Tensor) -> Callable:
