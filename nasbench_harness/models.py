@@ -423,6 +423,26 @@ def kept_modes(model: nn.Module):
             m.training = mode
 
 
+@contextlib.contextmanager
+def kept_state(model: nn.Module, *, parameters: bool = True):
+    """Restore ``model``'s buffers (and, by default, its parameters) and every mode on exit.
+
+    For code that changes a model in place for a while (re-drawn weights,
+    batch-norm running statistics): the values are saved and copied back
+    bitwise, also when the body fails; cheaper than a deep copy, as no module
+    object is copied.
+    """
+    tensors = (*model.parameters(), *model.buffers()) if parameters else tuple(model.buffers())
+    saved = [(t, t.detach().clone()) for t in tensors]
+    with kept_modes(model):
+        try:
+            yield model
+        finally:
+            with torch.no_grad():
+                for t, value in saved:
+                    t.copy_(value)
+
+
 def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
     """FLOPs of one forward pass at batch size 1, in eval mode.
 

@@ -33,7 +33,7 @@ from torch import nn
 from algorithms.base import StoredParams
 from nasbench_harness.data import Splits
 from nasbench_harness.errors import NasbenchError
-from nasbench_harness.models import kept_modes
+from nasbench_harness.models import kept_state
 from nasbench_harness.oneshot.supernet import (
     N_EDGES,
     N_OPS,
@@ -363,21 +363,9 @@ class _Run:
 @contextlib.contextmanager
 def _kept_bn_statistics(model: nn.Module) -> Iterator[None]:
     """Train-mode BN (batch statistics) for the duration; running statistics restored after."""
-    saved = [
-        (m, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
-        for m in model.modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
-    ]
-    with kept_modes(model):
+    with kept_state(model, parameters=False):  # the buffers: BN running statistics
         model.train()
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for m, mean, var, count in saved:
-                    m.running_mean.copy_(mean)
-                    m.running_var.copy_(var)
-                    m.num_batches_tracked.copy_(count)
+        yield
 
 
 def evaluate_path(

@@ -38,7 +38,6 @@ without disconnected cells.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import inspect
 import math
@@ -52,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasbench_harness.errors import NasbenchError
+from nasbench_harness.models import kept_state
 
 __all__ = [
     "PROXIES",
@@ -269,26 +269,6 @@ def _weight_grads(model: nn.Module, batch, config) -> tuple[list[torch.Tensor], 
     """The weights of the weight layers and their loss gradients (see :func:`_shared_pass`)."""
     done = _shared_pass(model, batch, config, "grads")
     return done["weights"], done["grads"]
-
-
-@contextlib.contextmanager
-def _restoring(model: nn.Module):
-    """Let a proxy change ``model``'s parameters, buffers and modes in place; put them back on exit.
-
-    Cheaper than a deep copy (no module objects are copied): the values are
-    saved and copied back bitwise, so the proxies after it see the model as
-    it was.
-    """
-    from nasbench_harness.models import kept_modes
-
-    saved = [(t, t.detach().clone()) for t in (*model.parameters(), *model.buffers())]
-    with kept_modes(model):
-        try:
-            yield model
-        finally:
-            with torch.no_grad():
-                for t, value in saved:
-                    t.copy_(value)
 
 
 def _sum(values) -> float:
@@ -538,7 +518,7 @@ def zen(model, batch, config) -> float:
     if not isinstance(gen, torch.Generator):
         raise ProxyError("zen draws random inputs: pass config['generator'] = torch.Generator()")
     x0, _ = batch
-    with _restoring(model) as net, torch.no_grad():
+    with kept_state(model) as net, torch.no_grad():
         net.train()
         for m in net.modules():
             if isinstance(m, _WEIGHT_LAYERS):
