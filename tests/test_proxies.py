@@ -829,3 +829,17 @@ def test_default_proxy_seeds_are_five_draws_and_three_supernets():
     assert (DEFAULT_SEEDS, ONESHOT_SEEDS) == (5, 3)
     args = build_parser().parse_args(["proxies", "t.h5", "--proxies", "snip"])
     assert args.seeds is None  # resolved per kind of proxy in the command
+
+
+def test_side_file_append_starts_a_new_line_after_a_cut_one(tmp_path):
+    from nasbench_harness.proxies.score import SideAppender
+
+    side = tmp_path / "t.h5.proxies.jsonl"
+    side.write_text('{"arch": 1, "score": 0.5}\n{"arch": 2, "sco')  # killed mid-line
+    with SideAppender(side) as out:
+        out.write('{"arch": 3}\n')
+        out.write('{"arch": 4}\n')
+    assert side.read_text().splitlines()[1:] == ['{"arch": 2, "sco', '{"arch": 3}', '{"arch": 4}']
+    with SideAppender(side) as out:  # a file that ends in a newline gets no blank line
+        out.write('{"arch": 5}\n')
+    assert side.read_text().endswith('{"arch": 4}\n{"arch": 5}\n')

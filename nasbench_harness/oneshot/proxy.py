@@ -202,6 +202,7 @@ def score_oneshot(
     from nasbench_harness.oneshot.rsps import RSPS, train_uniform_supernet
     from nasbench_harness.oneshot.search import table_recipe
     from nasbench_harness.proxies.score import (
+        SideAppender,
         _read_side,
         archs_to_score,
         check_replace,
@@ -240,7 +241,7 @@ def score_oneshot(
 
                 total = sum(len(v) for v in missing_by_seed.values())
                 bar = tqdm(total=total, desc="oneshot", unit="arch")
-            with side.open("a") as out:
+            with SideAppender(side) as out:
                 for s, missing in missing_by_seed.items():
                     if not missing:
                         continue

@@ -30,6 +30,7 @@ like the others (identical columns).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import json
 import math
@@ -44,13 +45,92 @@ import torch
 from nasbench_harness.errors import NasbenchError
 from nasbench_harness.proxies.zero_cost import compute_proxy, get_proxy, shared_state
 
-__all__ = ["ScoreConfig", "proxy_seed_generators", "score_arch", "score_table", "side_file"]
+__all__ = [
+    "ScoreConfig",
+    "SideAppender",
+    "proxy_seed_generators",
+    "score_arch",
+    "score_table",
+    "side_file",
+]
 
 
 def side_file(table_path: str | os.PathLike) -> Path:
     """The resume file of ``table_path``: ``<table>.proxies.jsonl`` in the same folder."""
     p = Path(table_path)
     return p.with_name(p.name + ".proxies.jsonl")
+
+
+class SideAppender:
+    """Appends whole lines to a side file, beside other writers.
+
+    Lines are kept in memory until :meth:`flush`, which writes them in one
+    ``write`` on an ``O_APPEND`` descriptor while holding an exclusive ``flock``
+    on the file (where ``fcntl`` exists), so that two runs scoring into one side
+    file (zero-cost and one-shot proxies side by side, say) cannot interleave
+    within a line, also where appends are not atomic (network file systems).
+    A file that ends in a line cut by an interruption (a full disk, a crash)
+    gets a newline first: appended as before, the first new line would be
+    glued to the cut one, and both would be lost.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._pending: list[str] = []
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._first = True
+
+    def write(self, line: str) -> None:
+        self._pending.append(line)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        data = "".join(self._pending).encode()
+        with _file_lock(self._fd):
+            if self._first:  # under the lock: another writer may be mid-line
+                self._first = False
+                if _ends_mid_line(self.path):
+                    data = b"\n" + data
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        self._pending.clear()
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            os.close(self._fd)
+
+    def __enter__(self) -> SideAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def _file_lock(fd: int):
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: whole-line writes on O_APPEND only
+        yield
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _ends_mid_line(path: Path) -> bool:
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return False
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"
 
 
 def _seed_states(seed: int) -> list[int]:
@@ -427,7 +507,7 @@ def score_table(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(tasks), desc="proxies", unit="arch-seed")
-    with side.open("a") as out:
+    with SideAppender(side) as out:
 
         def write(rec: dict) -> None:
             rec["config"] = fp
