@@ -469,8 +469,8 @@ def _friedman_sentence(result: dict, metric: str, *, one_table: bool) -> str:
     f_value = result.get("iman_davenport")
     if _has_iman(result):
         iman = (
-            f"Iman-Davenport F = {f_value:.2f} from the uncorrected chi-square "
-            f"{result['chi2_demsar']:.2f}, p = {format_p(result['p_iman_davenport'])}"
+            f"Iman-Davenport F = {f_value:.2f} from the tie-corrected chi-square "
+            f"{result['statistic']:.2f}, p = {format_p(result['p_iman_davenport'])}"
         )
     else:
         iman = "Iman-Davenport F infinite: every task ranks the algorithms the same"
@@ -509,7 +509,7 @@ METHOD_NOTES = [
     "denominator, so ties pull r toward 0. Mean CIs: BCa bootstrap (scipy.stats.bootstrap, "
     "seeded); a single run has none.",
     "Across tasks (table x budget): Friedman test on each algorithm's mean over seeds, decided "
-    "by Iman-Davenport's F, Nemenyi post-hoc (scikit-posthocs), CD = q_alpha sqrt(k (k + 1) / (6 N)) with N the number of "
+    "by Iman-Davenport's F of the tie-corrected chi-square, Nemenyi post-hoc (scikit-posthocs), CD = q_alpha sqrt(k (k + 1) / (6 N)) with N the number of "
     "tasks (Demšar 2006). With few tasks the CD is wide: the per-task paired tests are the "
     "sharper instrument. The budgets of one table are not independent tasks: no algorithm sees "
     "the budget, so a seed's run at a smaller budget is the start of its run at the largest; "

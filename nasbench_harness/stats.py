@@ -530,8 +530,13 @@ class FriedmanResult:
 
     ``statistic``/``p_value`` are scipy's tie-corrected Friedman chi-square;
     ``chi2_demsar`` is the uncorrected form Demšar (2006) prints, from the
-    average ranks; ``iman_davenport``/``p_iman_davenport`` its F
-    correction. ``average_ranks``: rank 1 = best. ``nemenyi_p``: pairwise
+    average ranks; ``iman_davenport``/``p_iman_davenport`` is Iman and
+    Davenport's F, ``(n - 1) chi2 / (n (k - 1) - chi2)``, of the
+    tie-corrected chi-square (Conover's T2). Without ties the two chi-squares
+    are equal; with ties (algorithms with the same mean regret, e.g. all 0
+    at a large budget) Demšar's form is the smaller one, and its F would be
+    more conservative than the chi-square it is meant to sharpen.
+    ``average_ranks``: rank 1 = best. ``nemenyi_p``: pairwise
     p-values (scikit-posthocs). ``reason`` says why a test was not run.
     """
 
@@ -636,9 +641,10 @@ def friedman_nemenyi(
     res = sps.friedmanchisquare(*values.T)
     mean_ranks = ranks.mean(axis=0)
     chi2 = 12 * n / (k * (k + 1)) * (np.sum(mean_ranks**2) - k * (k + 1) ** 2 / 4)
-    denom = n * (k - 1) - chi2
+    chi2_ties = float(res.statistic)
+    denom = n * (k - 1) - chi2_ties
     if denom > 1e-9 * n * (k - 1):
-        f_id = (n - 1) * chi2 / denom
+        f_id = (n - 1) * chi2_ties / denom
         p_id = float(sps.f.sf(f_id, k - 1, (k - 1) * (n - 1)))
     else:  # chi2 at its maximum n (k - 1): F is infinite and its F approximation says nothing
         f_id, p_id = math.inf, math.nan

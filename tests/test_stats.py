@@ -300,7 +300,16 @@ def test_friedman_nemenyi_reproduces_demsar_2006():
         [3.143, 2.000, 2.893, 1.964], abs=5e-4
     )
     assert res.chi2_demsar == pytest.approx(9.28, abs=5e-3)  # "chi2_F = 9.28"
-    assert res.iman_davenport == pytest.approx(3.69, abs=5e-3)  # "F_F = 3.69"
+    n, k = DEMSAR_AUC.shape
+    f_demsar = (n - 1) * res.chi2_demsar / (n * (k - 1) - res.chi2_demsar)
+    assert f_demsar == pytest.approx(3.69, abs=5e-3)  # "F_F = 3.69", of the uncorrected chi2
+    # the F the harness decides by is of the tie-corrected chi-square (the mushroom
+    # row ties all four): Conover's T2, computed here from its own formula
+    ranks = np.apply_along_axis(sps.rankdata, 1, DEMSAR_AUC)
+    a_sum, c = (ranks**2).sum(), n * k * (k + 1) ** 2 / 4
+    t1 = (k - 1) * ((ranks.sum(axis=0) ** 2).sum() - n * c) / (a_sum - c)
+    assert res.iman_davenport == pytest.approx((n - 1) * t1 / (n * (k - 1) - t1))
+    assert res.iman_davenport == pytest.approx(4.185, abs=5e-4)
     assert res.q_alpha == pytest.approx(2.569, abs=1e-3)  # "q_0.05 = 2.569"
     assert res.critical_difference == pytest.approx(1.25, abs=5e-3)  # "CD = 1.25"
     # scipy's statistic corrects for ties (the all-tied mushroom row): larger than 9.28
@@ -362,17 +371,39 @@ def test_friedman_sentence_decides_by_iman_davenport_and_qualifies_nested_budget
             pd.DataFrame(DEMSAR_AUC, columns=DEMSAR_NAMES), lower_is_better=False
         ).to_dict()
     )
-    # Demšar's data: Iman-Davenport p = 0.0198 (the tie-corrected chi-square's is 0.0167)
+    # Demšar's data: Iman-Davenport p = 0.0116 of the tie-corrected chi-square (whose
+    # own p is 0.0167; the paper's F of the uncorrected one gives 0.0198)
     assert res["p_iman_davenport"] == pytest.approx(sps.f.sf(res["iman_davenport"], 3, 39))
-    assert res["p_iman_davenport"] == pytest.approx(0.0198, abs=5e-5)
+    assert res["p_iman_davenport"] == pytest.approx(0.0116, abs=5e-5)
     sentence = _friedman_sentence(res, "AUC", one_table=False)
     assert sentence.startswith("Across 14 tasks (AUC), the algorithms' ranks differ")
-    assert "p = 0.0198" in sentence and "no pair is claimed" not in sentence
+    assert "p = 0.0116" in sentence and "no pair is claimed" not in sentence
+    assert "tie-corrected chi-square 10.23" in sentence
     nested = _friedman_sentence(res, "AUC", one_table=True)
     assert nested.startswith("Across the 14 budgets of one table (AUC; nested runs")
     res["p_iman_davenport"] = 0.2  # not significant: the post-hoc CD is not a claim
     weak = _friedman_sentence(res, "AUC", one_table=False)
     assert "do not differ significantly" in weak and "no pair is claimed to differ" in weak
+
+
+def test_iman_davenport_is_not_more_conservative_than_friedman_under_ties():
+    # tied means within tasks (a whole task tied: all reach the same regret)
+    scores = pd.DataFrame(
+        [[1, 1, 0, 2], [0, 1, 0, 2], [2, 2, 2, 2], [0, 0, 0, 2]],
+        columns=list("abcd"),
+        dtype=float,
+    )
+    res = stats.friedman_nemenyi(scores)
+    assert res.p_value == pytest.approx(sps.friedmanchisquare(*scores.to_numpy().T).pvalue)
+    assert res.p_value == pytest.approx(0.0487, abs=5e-5)
+    # the F of the uncorrected chi-square would give p = 0.192 and call it not significant
+    assert res.p_iman_davenport == pytest.approx(0.0179, abs=5e-5)
+    assert res.p_iman_davenport < res.p_value
+    from nasbench_harness.compare import _finite
+    from nasbench_harness.report import _friedman_sentence
+
+    sentence = _friedman_sentence(_finite(res.to_dict()), "final regret", one_table=False)
+    assert "the algorithms' ranks differ" in sentence
 
 
 def test_friedman_with_identical_rankings_gives_no_f_p_value():
