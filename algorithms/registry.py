@@ -166,7 +166,8 @@ def get_algorithm_class(name_or_path: str) -> type[Algorithm]:
         )
     known = ", ".join(registry)
     message = (
-        f"unknown algorithm {name_or_path!r}; known: {known}; "
+        f"unknown algorithm {name_or_path!r}; known: {known} (and the weight-sharing "
+        f"{', '.join(list_weight_sharing())}, with `nasbench search` only); "
         "or give path/to/file.py:ClassName for your own"
     )
     if _import_errors:

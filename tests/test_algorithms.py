@@ -86,8 +86,9 @@ def test_every_algorithm_is_registered_with_a_description():
 
 
 def test_unknown_name_lists_the_known_ones():
-    with pytest.raises(NasbenchError, match="unknown algorithm 'nope'.*rea"):
+    with pytest.raises(NasbenchError, match="unknown algorithm 'nope'.*rea") as info:
         get_algorithm_class("nope")
+    assert "darts, gdas, rsps, with `nasbench search` only" in str(info.value)
 
 
 def test_user_file_by_path_and_class(tmp_path):

@@ -376,6 +376,19 @@ def test_cli_proxies_list(capsys):
     assert "--proxies" in capsys.readouterr().err
 
 
+def test_cli_proxies_refuses_bad_names_before_opening_the_table(tmp_path, capsys):
+    from nasbench_harness.cli import main
+
+    missing = str(tmp_path / "not-there.h5")  # names are checked first
+    assert main(["proxies", missing, "--proxies", "all,oneshot"]) == 2
+    err = capsys.readouterr().err
+    assert "'all' stands alone" in err and err.count("\n") == 1
+    assert main(["proxies", missing, "--proxies", "snip,synflw"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown proxy 'synflw'" in err and "oneshot" in err and "'all'" in err
+    assert not (tmp_path / "not-there.h5.proxies.jsonl").exists()
+
+
 def test_cli_proxies_leave_untrained_archs_out_unless_asked(tmp_path, capsys):
     import h5py
 

@@ -25,7 +25,11 @@ def register(subparsers) -> None:
         "validation split (none for cifar10: NaN), test_* from its test split; missing "
         "seeds and epochs are NaN.",
     )
-    nb201.add_argument("source", metavar="FILE", help="the .pth file or NATS archive directory")
+    nb201.add_argument(
+        "source",
+        metavar="FILE",
+        help="the .pth file, the NATS archive directory or its .pickle.pbz2 file",
+    )
     nb201.add_argument(
         "-o",
         "--output",
@@ -64,7 +68,11 @@ def register(subparsers) -> None:
         help="table to write (refused: the source itself, a file that is not a table, a table holding stored proxies; a table without proxies is replaced)",
     )
     nb101.add_argument(
-        "--epochs", type=int, default=108, choices=(4, 12, 36, 108), help="epoch budget"
+        "--epochs",
+        type=int,
+        default=108,
+        choices=(4, 12, 36, 108),
+        help="epoch budget (default 108)",
     )
     nb101.add_argument(
         "--verify-crc",

@@ -34,7 +34,10 @@ def register(subparsers) -> None:
         ),
     )
     parser.add_argument(
-        "table", metavar="TABLE", nargs="?", help="table file (HDF5), changed in place"
+        "table",
+        metavar="TABLE",
+        nargs="?",
+        help="table file (HDF5), changed in place (required, except with --list)",
     )
     parser.add_argument(
         "--proxies",
@@ -212,6 +215,17 @@ def run(args) -> int:
     names = [n.strip() for n in args.proxies.split(",") if n.strip()]
     if names == ["all"]:
         names = proxy_names()
+    elif "all" in names:
+        raise NasbenchError(
+            f"--proxies {args.proxies}: 'all' stands alone (every training-free proxy); "
+            "give --proxies all, then --proxies oneshot in a second run, or list the names"
+        )
+    unknown = [n for n in names if n != "oneshot" and n not in proxy_names()]
+    if unknown:
+        raise NasbenchError(
+            f"--proxies: unknown proxy {unknown[0]!r}; known: {', '.join(proxy_names())}, "
+            "oneshot, or 'all' for every training-free one (`nasbench proxies --list`)"
+        )
     if args.workers < 1:
         raise NasbenchError(f"--workers {args.workers}: give 1 or more")
     recipe = _recipe(args.recipe_json)

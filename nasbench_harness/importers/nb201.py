@@ -440,7 +440,8 @@ def _read_single(reader: _Reader, path: Path) -> dict[str, Any]:
             else:
                 raise ImportFormatError(
                     f"{path}: not a NAS-Bench-201 file (neither a torch.save file, a pickle "
-                    "nor a bz2 pickle); pass the .pth file or the NATS archive directory"
+                    "nor a bz2 pickle); pass the .pth file, the NATS archive directory or its "
+                    ".pickle.pbz2 file"
                 )
     if not isinstance(top, dict) or "arch2infos" not in top:
         raise ImportFormatError(

@@ -454,8 +454,8 @@ class Table:
             if 1 <= epoch <= self.n_epochs:
                 return int(epoch) - 1
         raise QueryError(
-            f"epoch {epoch!r} is not in this table: epochs run from 1 to {self.n_epochs} "
-            "(None = the last)"
+            f"epoch {epoch!r} is not in this table: epochs run from 1 to {self.n_epochs}; "
+            "leave the epoch out (None; no --epoch) for the last"
         )
 
     def _epoch_positions(self, epoch: Any) -> Any:
