@@ -93,7 +93,7 @@ class CompareConfig:
         Charge each query its validation evaluation too, not only its
         training time (``Simulator(eval_time=True)``).
     jobs
-        Worker processes (``None``: ``os.cpu_count()``).
+        Worker processes (``None``: the CPUs this process may use).
     out
         Output folder (``None``: ``reports/<table-stem>-<date>``).
     params
@@ -555,7 +555,11 @@ def run_plan(plan: Plan, *, jobs: int | None = None, progress: bool = True) -> R
     n_skipped = len(records)
     # the longest runs first: better balance across processes at the end
     todo.sort(key=lambda s: (-s.task.budget_s, s.algorithm, s.seed))
-    jobs = int(jobs or plan.config.jobs or os.cpu_count() or 1)
+    if not (jobs or plan.config.jobs):
+        from nasbench_harness.build.executors import usable_cpus
+
+        jobs = usable_cpus()  # the CPUs this process may use, not all the machine has
+    jobs = int(jobs or plan.config.jobs)
     if jobs < 1:
         raise NasbenchError(f"--jobs {jobs!r}: give a whole number >= 1")
     handles: dict[str, Any] = {}

@@ -39,7 +39,7 @@ Path encoding
 
 The space is enumerated once (about 1.3 million labelled graphs, a few
 minutes) and cached as ``nb101-space-v1.npz`` in ``$NASBENCH_CACHE_DIR``
-(default ``~/.cache/nasbench-harness``).
+(default ``$XDG_CACHE_HOME/nasbench-harness``, else ``~/.cache/nasbench-harness``).
 """
 
 from __future__ import annotations
@@ -160,8 +160,9 @@ def _check_cell(m: np.ndarray, ops: Sequence[str]) -> None:
 
 
 def _cache_path() -> Path:
-    root = os.environ.get("NASBENCH_CACHE_DIR") or Path.home() / ".cache" / "nasbench-harness"
-    return Path(root) / _CACHE_NAME
+    from nasbench_harness.data import cache_dir  # one cache folder for data and spaces
+
+    return cache_dir() / _CACHE_NAME
 
 
 def _enumerate() -> dict[str, np.ndarray]:

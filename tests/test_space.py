@@ -435,3 +435,13 @@ def test_cli_space_info_for_both_spaces(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["space", "info", "--space", "nb301"])
     assert exit_info.value.code == 2 and "invalid choice: 'nb301'" in capsys.readouterr().err
+
+
+def test_nb101_space_is_cached_where_the_data_is(tmp_path, monkeypatch):
+    from nasbench_harness import data, space_nb101
+
+    monkeypatch.delenv("NASBENCH_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert space_nb101._cache_path().parent == data.cache_dir() == tmp_path / "xdg/nasbench-harness"
+    monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "mine"))
+    assert space_nb101._cache_path().parent == tmp_path / "mine"

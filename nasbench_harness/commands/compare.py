@@ -70,7 +70,7 @@ def register(subparsers) -> None:
         type=int,
         default=None,
         metavar="J",
-        help="worker processes that run the searches (default: the number of CPUs)",
+        help="worker processes that run the searches (default: the CPUs this process may use)",
     )
     parser.add_argument(
         "--param",
