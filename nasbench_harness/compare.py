@@ -817,7 +817,8 @@ def analyse(
     """All numbers of the report (``summary.json``) and the per-run frame (the CSV).
 
     Deterministic: ordered by (task, algorithm, seed) and every bootstrap
-    seeded; no wall-clock values. A run that finished no query within its
+    seeded by its task and algorithm (not by their positions); no wall-clock
+    values. A run that finished no query within its
     budget counts with the blind-pick regret (see :class:`TableFacts`).
     """
     facts = {}
@@ -859,7 +860,7 @@ def analyse(
         },
         "tasks": [],
     }
-    for t_index, task in enumerate(plan.tasks):
+    for task in plan.tasks:
         f = facts[task.table_checksum]
         part = frame[frame["task"] == task.id]
         start, stop = _window(f, task.budget_s)
@@ -867,9 +868,10 @@ def analyse(
         per_algo: dict[str, Any] = {}
         curves: dict[str, Any] = {}
         final_samples, auc_samples = {}, {}
-        for a_index, name in enumerate(plan.algorithms):
+        for name in plan.algorithms:
             rows = part[part["algorithm"] == name]
-            seed = 1000 * t_index + a_index
+            # seeded by name: an algorithm's CIs do not move when others join the compare
+            seed = stats.bootstrap_seed(f"{task.id}/{name}")
             final_samples[name] = rows["final_regret"].to_numpy()
             auc_samples[name] = rows["auc"].to_numpy()
             recs = [outcome.records[plan.spec(task, name, s).key] for s in plan.seeds]

@@ -687,7 +687,7 @@ class Correlation:
     ci_low: float
     ci_high: float
     n: int  # pairs used
-    n_dropped: int  # pairs with a NaN in either input
+    n_dropped: int  # pairs with a NaN or an infinity in either input
     confidence: float
 
     def to_dict(self) -> dict:

@@ -101,6 +101,17 @@ def test_summary_numbers_agree_with_the_csv(first):
     assert summary["provenance"]["tables"][0]["synthetic"] is True
 
 
+def test_an_algorithms_numbers_do_not_depend_on_the_others_compared(first, tmp_path):
+    out = tmp_path / "only-rea"
+    shutil.copytree(first.out, out)  # the same runs, analysed without random search
+    alone = compare(small_config(out, algorithms=("rea",)), progress=False)
+    assert alone.n_done == 0
+    (both,) = json.loads(first.summary_json.read_text())["tasks"]
+    (single,) = json.loads(alone.summary_json.read_text())["tasks"]
+    assert single["algorithms"]["rea"] == both["algorithms"]["rea"]  # CIs included
+    assert single["curves"]["rea"] == both["curves"]["rea"]
+
+
 def test_second_run_skips_everything_and_gives_identical_numbers(first):
     before = {p: (first.out / p).read_bytes() for p in ("summary.json", "results.csv")}
     again = compare(small_config(first.out), progress=False)
