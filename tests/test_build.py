@@ -14,6 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from nasbench_harness import cli
 from nasbench_harness.build import (
@@ -212,13 +213,14 @@ def test_a_table_given_to_merge_is_named_as_a_table_not_a_corrupt_file(tmp_path)
 
 
 def test_dry_run_tables_describe_the_data_set_they_stand_for(tmp_path):
-    settings = fake_settings(limit=2, seeds=(0,), dataset="cifar100")
+    sizes = {"train_size": 400, "valid_size": 100, "test_size": 100}
+    settings = fake_settings(limit=2, seeds=(0,), dataset="cifar100", **sizes)
     build(settings, tmp_path / "b", workers=1)
     dataset = open_table(merge([tmp_path / "b"], tmp_path / "t.h5").path).provenance["dataset"]
     assert dataset["input_shape"] == [3, 32, 32] and dataset["n_classes"] == 100
     recipe = settings.recipe
     assert dataset["splits"] == {s: recipe[f"{s}_size"] for s in ("train", "valid", "test")}
-    none = fake_settings(limit=2, seeds=(0,), dataset="cifar100", train_size=None)
+    none = fake_settings(limit=2, seeds=(0,), dataset="cifar100")  # sizes left to the data
     build(none, tmp_path / "c", workers=1)
     dataset = open_table(merge([tmp_path / "c"], tmp_path / "u.h5").path).provenance["dataset"]
     assert dataset["splits"]["train"] == 50000  # the data set's default, not None
@@ -597,6 +599,11 @@ def test_cli_settings_defaults_and_flags(tmp_path):
     assert shipped.trainer == "train_arch" and shipped.limit is None
     digits = settings_from_args(parse(["build", "--dataset", "digits", "--out", str(tmp_path)]))
     assert digits.recipe["train_size"] is None  # the data set's own default sizes
+    assert make_settings(dataset="digits") == digits  # the Python API agrees
+    small = settings_from_args(
+        parse(["build", "--dataset", "digits", "--n-train", "500", "--out", str(tmp_path)])
+    )
+    assert small.recipe["train_size"] == 500 and small.recipe["valid_size"] is None
     args = ["build", "--cells", "3", "--lr", "0.05", "--seeds", "4,5", "--out", str(tmp_path)]
     custom = settings_from_args(parse(args))
     assert custom.recipe["cells_per_stage"] == 3 and custom.recipe["lr"] == 0.05
@@ -792,3 +799,14 @@ def test_row_index_counts_duplicates(tmp_path):
     index.add_paths([part, part])
     assert index.n_duplicates == 2
     assert sorted(index.rows) == sorted(plan_tasks(read_rows(part).settings))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal needs a machine without CUDA")
+def test_a_refused_device_writes_nothing(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(BuildError, match="--device cuda: torch sees no CUDA GPU"):
+        build(fake_settings(limit=2), out, device="cuda")
+    assert not out.exists()
+    with pytest.raises(BuildError, match="--device 'tpu'"):
+        build(fake_settings(limit=2), out, device="tpu", executor="ray")
+    assert not out.exists()

@@ -160,7 +160,9 @@ def make_settings(
     ``recipe`` replaces :data:`~nasbench_harness.build.defaults.DEFAULT_RECIPE`
     as the base; ``changes`` are recipe fields on top (``epochs=3``,
     ``train_size=400``, ...). The recipe is checked and completed by
-    :class:`nasbench_harness.train.Recipe`.
+    :class:`nasbench_harness.train.Recipe`. Another ``dataset`` on the default
+    base drops the shipped split sizes (they fit MNIST-1D only): the data
+    set's own sizes apply unless given, as with ``nasbench build --dataset``.
     """
     from nasbench_harness.space import get_space
     from nasbench_harness.train import Recipe
@@ -171,7 +173,11 @@ def make_settings(
             f"space {space!r}: the builder trains the cells of {', '.join(TRAINABLE_SPACES)} "
             f"only (its models); tables of {space} come from `nasbench import`"
         )
-    full = Recipe.from_dict({**(DEFAULT_RECIPE if recipe is None else recipe), **changes})
+    base = dict(DEFAULT_RECIPE if recipe is None else recipe)
+    if recipe is None and changes.get("dataset", base["dataset"]) != base["dataset"]:
+        for field in ("train_size", "valid_size", "test_size"):
+            base.pop(field, None)
+    full = Recipe.from_dict({**base, **changes})
     return BuildSettings(
         space=space,
         recipe=full.to_dict(),

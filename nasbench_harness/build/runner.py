@@ -202,6 +202,10 @@ def run_build(
         raise BuildError(f"--executor {executor!r}: use one of {', '.join(EXECUTORS)}")
     if log is None:
         log = lambda message: tqdm.write(message, file=sys.stderr)  # noqa: E731
+    # before anything is written: a refused device leaves no build folder behind. On a
+    # Ray cluster the GPUs are the workers', not this machine's: cuda is not checked here.
+    if executor == "local" or device not in ("cpu", "cuda"):
+        device = resolve_device(device)
     started = time.perf_counter()
     out = init_build_dir(out, settings)
     clean_tmp_files(out)
@@ -219,7 +223,6 @@ def run_build(
         trainer=trainer,
         code_version=code_version(),
     )
-    device = resolve_device(device)
     if executor == "local":
         gpus = local_gpus() if device == "cuda" else []
         workers = workers or default_workers(device)

@@ -105,9 +105,16 @@ def register(subparsers) -> None:
         metavar="i/N",
         help="run only shard i of N (0-based): the archs at positions p of the plan's order "
         "with p %% N == i, each with all its seeds; "
-        "e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT",
+        "e.g. --shard $SLURM_ARRAY_TASK_ID/64 in an --array=0-63 job (N written out: a "
+        "resubmitted single index has SLURM_ARRAY_TASK_COUNT 1); docs/build.md",
     )
-    how.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+    how.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "auto"),
+        default="cpu",
+        help="where to train (default: cpu); with --executor ray, cuda means "
+        "--gpus-per-task 1 unless given, and is not checked on this machine",
+    )
     how.add_argument(
         "--data-root", default=None, metavar="DIR", help="directory of local data sets"
     )
@@ -145,10 +152,7 @@ def settings_from_args(args: argparse.Namespace):
         space, seeds, limit, order_seed = base.space, base.seeds, base.limit, base.order_seed
         trainer = trainer or base.trainer
     else:
-        recipe = dict(DEFAULT_RECIPE)
-        if changes.get("dataset", recipe["dataset"]) != recipe["dataset"]:
-            for field in SIZE_FIELDS:  # the shipped sizes fit only the shipped data set
-                recipe.pop(field)
+        recipe = None  # the shipped recipe; make_settings drops its sizes for other data
         space, seeds, limit, order_seed = "nb201", DEFAULT_SEEDS, None, DEFAULT_ORDER_SEED
     return make_settings(
         space=args.space or space,
@@ -156,7 +160,8 @@ def settings_from_args(args: argparse.Namespace):
         limit=args.limit if args.limit is not None else limit,
         order_seed=args.order_seed if args.order_seed is not None else order_seed,
         trainer=trainer or "train_arch",
-        recipe={**recipe, **changes},
+        recipe=recipe,
+        **changes,
     )
 
 
