@@ -689,6 +689,10 @@ class Correlation:
     n: int  # pairs used
     n_dropped: int  # pairs with a NaN or an infinity in either input
     confidence: float
+    #: Bootstrap resamples whose correlation is undefined (all values of one side
+    #: tied); the interval is taken over the others when they are at least half,
+    #: and is NaN otherwise.
+    n_resamples_undefined: int = 0
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -782,6 +786,7 @@ def _with_ci(method, func, truth, score, *, n_resamples, confidence, seed) -> Co
         warnings.simplefilter("ignore", sps.ConstantInputWarning)  # a constant score: NaN
         estimate = func(t, s)
     low = high = math.nan
+    undefined = 0
     if n_resamples and math.isfinite(estimate):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # constant resamples give NaN: left out below
@@ -798,12 +803,17 @@ def _with_ci(method, func, truth, score, *, n_resamples, confidence, seed) -> Co
         low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
         dist = np.asarray(res.bootstrap_distribution, dtype=np.float64)
         defined = np.isfinite(dist)
-        if not defined.all() and defined.mean() >= 0.5:
+        undefined = int(dist.size - defined.sum())
+        if undefined and defined.mean() >= 0.5:
             # a resample whose values are all tied has no rank correlation: the percentile
             # interval is taken over the resamples where it is defined (at least half)
             tail = 50.0 * (1.0 - float(confidence))
             low, high = (float(v) for v in np.percentile(dist[defined], [tail, 100.0 - tail]))
-    return Correlation(method, float(estimate), low, high, int(t.size), dropped, float(confidence))
+        elif undefined:
+            low = high = math.nan  # mostly undefined: no interval rather than a biased one
+    return Correlation(
+        method, float(estimate), low, high, int(t.size), dropped, float(confidence), undefined
+    )
 
 
 def kendall_tau_b(

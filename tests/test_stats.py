@@ -490,6 +490,10 @@ def test_bootstrap_ci_leaves_out_resamples_without_a_correlation():
     top = rep.top_spearman_rho
     assert math.isfinite(top.ci_low) and math.isfinite(top.ci_high)
     assert -1.0 <= top.ci_low <= top.ci_high <= 1.0
+    # the left-out resamples are counted, and only where there are some
+    assert 0 < top.n_resamples_undefined < 250
+    assert top.to_dict()["n_resamples_undefined"] == top.n_resamples_undefined
+    assert rep.spearman_rho.n_resamples_undefined == 0
 
 
 def test_a_constant_score_has_no_correlation_and_no_warning():
