@@ -32,8 +32,15 @@ COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit 2), like the others."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nasbench",
         description="Tabular NAS benchmarks: build tables, run searches in simulated time, "
         "score proxies and write comparison reports.",
@@ -48,12 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # subcommand not part of this installation
             raise
         module.register(subparsers)
+    parser.commands = subparsers.choices  # for errors that name the subcommand
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # blame the subcommand whose options they are not, and point to its --help
+        where = parser.commands.get(getattr(args, "command", None) or "", parser)
+        where.error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2

@@ -445,3 +445,23 @@ def test_nb101_space_is_cached_where_the_data_is(tmp_path, monkeypatch):
     assert space_nb101._cache_path().parent == data.cache_dir() == tmp_path / "xdg/nasbench-harness"
     monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "mine"))
     assert space_nb101._cache_path().parent == tmp_path / "mine"
+
+
+@pytest.mark.parametrize(
+    ("argv", "blame", "names"),
+    [
+        (["space", "info", "--space", "nb301"], "nasbench space info", "nb301"),
+        (["search", "--bogus"], "nasbench search", "--bogus"),
+        (["frob"], "nasbench", "frob"),
+        (["build", "--workers"], "nasbench build", "--workers"),
+    ],
+)
+def test_cli_usage_errors_are_one_line_naming_the_input_and_the_help(capsys, argv, blame, names):
+    from nasbench_harness.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.count("\n") == 1 and err.startswith(f"{blame}: error: ")
+    assert names in err and err.rstrip().endswith(f"see `{blame} --help`")
