@@ -739,6 +739,15 @@ def test_cli_ray_without_ray_says_how_to_install(tmp_path, capsys, monkeypatch):
     assert "pip install 'nasbench-harness[ray]'" in capsys.readouterr().err
 
 
+def test_cli_ray_refuses_local_threads_before_writing(tmp_path, capsys):
+    out = tmp_path / "b"
+    args = ["build", "--dry-run", "--limit", "2", "--executor", "ray", "--threads", "4"]
+    assert cli.main(args + ["--no-progress", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--threads 4 applies to --executor local" in err and "--cpus-per-task" in err
+    assert not out.exists()
+
+
 # --- end to end, real training ------------------------------------------------
 
 

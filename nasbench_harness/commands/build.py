@@ -97,7 +97,8 @@ def register(subparsers) -> None:
         "--threads",
         type=int,
         default=None,
-        help="torch threads per local worker (default: cores // workers)",
+        help="torch threads per local worker (default: cores // workers); "
+        "with --executor ray, each task trains with --cpus-per-task threads",
     )
     how.add_argument(
         "--shard",
@@ -168,6 +169,11 @@ def settings_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from nasbench_harness.build import FakeTrainer, Shard, run_build
 
+    if args.executor == "ray" and args.threads is not None:
+        raise BuildError(
+            f"--threads {args.threads} applies to --executor local; a Ray task trains with "
+            "--cpus-per-task threads (the CPUs Ray reserves for it): give --cpus-per-task instead"
+        )
     settings = settings_from_args(args)
     trainer = FakeTrainer(sleep_s=args.dry_run) if args.dry_run is not None else None
     result = run_build(
