@@ -57,7 +57,8 @@ def test_shipped_table_holds_every_proxy_at_three_seeds(table):
         assert name in table.proxy_names, name
         scores = table.array(f"proxy/{name}")
         assert scores.shape[0] == 15625 and scores.shape[1] >= 3, name
-        assert np.isfinite(scores).mean() > 0.99, name
+        # NaN only where the proxy is undefined: cells with no input-to-output path
+        assert np.isfinite(scores[table.space.connected]).all(), name
 
 
 def test_readme_names_the_checksum_of_the_shipped_file(table):
