@@ -45,6 +45,7 @@ import re
 import shlex
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -962,7 +963,8 @@ def proxy_summary(table, label: str | None = None, *, n_resamples: int = 1000) -
         i = stats.bootstrap_seed(name)  # a proxy's CIs do not move when others are stored
         raw = np.asarray(table.array(f"proxy/{name}"), dtype=np.float64)
         raw = raw[:, None] if raw.ndim == 1 else raw
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # an arch with no finite score (a disconnected cell)
+            warnings.simplefilter("ignore", RuntimeWarning)  # is NaN: n_nonfinite_scores
             score = np.nanmean(raw[reps], axis=1)
         out["proxies"][name] = {
             "all": stats.rank_correlations(truth, score, n_resamples=n_resamples, seed=i).to_dict(),
