@@ -45,7 +45,6 @@ import re
 import shlex
 import sys
 import time
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -57,6 +56,7 @@ import pandas as pd
 
 from nasbench_harness import stats
 from nasbench_harness.errors import NasbenchError
+from nasbench_harness.table.reader import _nanmean
 
 #: Default budgets, as multiples of the table's default budget.
 DEFAULT_BUDGETS = ("x0.1", "x0.3", "x1")
@@ -947,8 +947,8 @@ def proxy_summary(table, label: str | None = None, *, n_resamples: int = 1000) -
         return None
     reps = np.unique(np.asarray(table.canonical))
     connected = np.asarray(table.space.connected)[reps]
-    with np.errstate(all="ignore"):
-        truth = np.nanmean(np.asarray(table.array("test_acc"))[reps, :, -1], axis=1)
+    # the table reader's NaN-mean: NaN, and no numpy warning, where an arch has no finite value
+    truth = _nanmean(np.asarray(table.array("test_acc"))[reps, :, -1], axis=1)
     grouped = reps.size < len(table.canonical)
     out = {
         "table": label or _table_stem(table),
@@ -963,9 +963,7 @@ def proxy_summary(table, label: str | None = None, *, n_resamples: int = 1000) -
         i = stats.bootstrap_seed(name)  # a proxy's CIs do not move when others are stored
         raw = np.asarray(table.array(f"proxy/{name}"), dtype=np.float64)
         raw = raw[:, None] if raw.ndim == 1 else raw
-        with warnings.catch_warnings():  # an arch with no finite score (a disconnected cell)
-            warnings.simplefilter("ignore", RuntimeWarning)  # is NaN: n_nonfinite_scores
-            score = np.nanmean(raw[reps], axis=1)
+        score = _nanmean(raw[reps], axis=1)  # NaN for a disconnected cell: n_nonfinite_scores
         out["proxies"][name] = {
             "all": stats.rank_correlations(truth, score, n_resamples=n_resamples, seed=i).to_dict(),
             "connected": stats.rank_correlations(

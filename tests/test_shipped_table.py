@@ -7,7 +7,6 @@ Skipped where the table is not there (a checkout without it, or one where
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,4 +64,4 @@ def test_readme_names_the_checksum_of_the_shipped_file(table):
     text = README.read_text()
     found = re.findall(r"SHA-256[^`]*`([0-9a-f]{64})`", text)
     assert found == [table.checksum], f"update the SHA-256 in {README}"
-    assert Path(SHIPPED).stat().st_size < 50e6
+    assert SHIPPED.stat().st_size < 50e6
