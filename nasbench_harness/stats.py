@@ -38,7 +38,10 @@ Rank correlations (:func:`rank_correlations`)
     Kendall tau-b and Spearman rho with percentile bootstrap confidence
     intervals over architectures, rho within the true top fraction, and the
     share of the true top fraction that the score also puts in its top
-    fraction. Signs are kept.
+    fraction. Signs are kept. All four share one set of resamples, drawn from
+    the pairs in ``(truth, score)`` order (the CI does not depend on the
+    archs' order), and are computed from each pair's draw count: exactly the
+    values scipy gives on each expanded resample, without sorting one.
 """
 
 from __future__ import annotations
@@ -777,73 +780,201 @@ def top_fraction_overlap(truth, score, fraction: float = 0.1) -> float:
     return _top_overlap(t, s, fraction) if t.size else math.nan
 
 
-def _with_ci(method, func, truth, score, *, n_resamples, confidence, seed) -> Correlation:
+class _Groups:
+    """The distinct values of one column, ascending, for ranks computed from draw counts.
+
+    A bootstrap resample is described by ``weights[b, i]``, how often pair
+    ``i`` was drawn into resample ``b``. The ranks, ties and top cut-offs of
+    the expanded resample follow from the cumulative counts per distinct
+    value, so no resample is ever sorted.
+    """
+
+    def __init__(self, values: np.ndarray):
+        n = values.size
+        self.order = np.argsort(values, kind="stable")
+        ordered = values[self.order]
+        new = np.r_[True, ordered[1:] != ordered[:-1]]
+        self.ends = np.r_[np.flatnonzero(new)[1:], n] - 1  # last sorted position of each group
+        self.inverse = np.empty(n, dtype=np.intp)
+        self.inverse[self.order] = np.cumsum(new) - 1
+        self.n_groups = int(new.sum())
+        self._sorted = bool(np.all(self.order == np.arange(n)))
+
+    def counts(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Draws per group and their running total, ascending: two ``(B, n_groups)`` arrays."""
+        cum = np.cumsum(weights if self._sorted else weights[:, self.order], axis=1)
+        if self.n_groups < weights.shape[1]:
+            cum = cum[:, self.ends]
+        return np.diff(cum, axis=1, prepend=0.0), cum
+
+    def ranks(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Average rank (1-based, ties averaged, as :func:`scipy.stats.rankdata`) and draws per group."""
+        counts, cum = self.counts(weights)
+        return cum - (counts - 1.0) / 2.0, counts
+
+    def top_share(self, weights: np.ndarray, k: int) -> np.ndarray:
+        """:func:`_top_membership` of each expanded resample, per original pair: ``(B, n)``."""
+        counts, cum = self.counts(weights)
+        total = cum[:, -1]
+        rows = np.arange(counts.shape[0])
+        cut = np.argmax(cum > (total - k)[:, None], axis=1)  # the group of the k-th largest value
+        above = total - cum[rows, cut]
+        share = (np.arange(self.n_groups)[None, :] > cut[:, None]).astype(np.float64)
+        share[rows, cut] = (k - above) / counts[rows, cut]
+        return share[:, self.inverse]
+
+
+def _rank_pearson(weights: np.ndarray, gt: _Groups, gs: _Groups) -> np.ndarray:
+    """Spearman rho of each expanded resample (Pearson r of its average ranks); NaN if one side ties.
+
+    The mean of average ranks is ``(N + 1) / 2`` for ``N`` draws, and the
+    spreads are sums over distinct values; only the cross term is a sum over
+    pairs.
+    """
+    rt, ct = gt.ranks(weights)
+    rs, cs = gs.ranks(weights)
+    total = ct.sum(axis=1)
+    mid = (total + 1.0) / 2.0
+    sxx = np.einsum("bg,bg->b", ct, (rt - mid[:, None]) ** 2)
+    syy = np.einsum("bg,bg->b", cs, (rs - mid[:, None]) ** 2)
+    sxy = np.einsum("bi,bi,bi->b", weights, rt[:, gt.inverse], rs[:, gs.inverse])
+    sxy -= total * mid * mid
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where((sxx > 0) & (syy > 0), sxy / np.sqrt(sxx * syy), np.nan)
+    return np.clip(r, -1.0, 1.0)
+
+
+_STATISTICS = ("kendall_tau_b", "spearman_rho", "top_spearman_rho", "top_overlap")
+
+
+def _resampled(
+    t: np.ndarray,
+    s: np.ndarray,
+    names: Sequence[str],
+    *,
+    fraction: float,
+    n_resamples: int,
+    seed: int,
+) -> dict[str, np.ndarray]:
+    """Bootstrap distributions of the statistics ``names`` over paired resamples of ``(t, s)``.
+
+    The pairs are put in ``(t, s)`` order first, so the draws do not depend
+    on the order they came in. Resample ``b`` draws ``n`` pairs with
+    replacement (``seed`` fixes which); every statistic is computed on the
+    same resamples, exactly as on the expanded resample (ties, the top
+    cut-off and its shares included), from the draw counts of each pair:
+    Spearman and the top metrics vectorised over resamples, Kendall's tau-b
+    by :func:`scipy.stats.kendalltau` per resample. A resample where a
+    statistic is undefined (one side all tied) gives NaN.
+    """
+    order = np.lexsort((s, t))
+    t, s = t[order], s[order]
+    n = t.size
+    rng = np.random.default_rng(seed)
+    gt, gs = _Groups(t), _Groups(s)
+    k = _top_k(n, fraction)
+    out = {name: np.empty(n_resamples) for name in names}
+    batch = max(1, 2_000_000 // n)  # a function of n only: the same seed gives the same draws
+    done = 0
+    while done < n_resamples:
+        b = min(batch, n_resamples - done)
+        idx = rng.integers(0, n, size=(b, n))
+        rows = slice(done, done + b)
+        flat = (idx + (np.arange(b) * n)[:, None]).ravel()
+        weights = np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float64)
+        if "kendall_tau_b" in out:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", sps.ConstantInputWarning)
+                out["kendall_tau_b"][rows] = [_kendall(t[i], s[i]) for i in idx]
+        if "spearman_rho" in out:
+            out["spearman_rho"][rows] = _rank_pearson(weights, gt, gs)
+        if "top_overlap" in out or "top_spearman_rho" in out:
+            share_t = gt.top_share(weights, k)
+        if "top_overlap" in out:
+            both = np.einsum("bi,bi,bi->b", weights, share_t, gs.top_share(weights, k))
+            out["top_overlap"][rows] = both / k
+        if "top_spearman_rho" in out:
+            top = weights * (share_t > 0)
+            rho = _rank_pearson(top, gt, gs)
+            out["top_spearman_rho"][rows] = np.where(top.sum(axis=1) < 3, np.nan, rho)
+        done += b
+    return out
+
+
+def _correlations(
+    truth, score, names: Sequence[str], *, fraction, n_resamples, confidence, seed
+) -> dict[str, Correlation]:
+    """Each statistic of ``names`` with its percentile bootstrap CI (shared resamples)."""
     t, s, dropped = _pairs(truth, score)
+    conf = float(confidence)
     if t.size < 3:
         nan = math.nan
-        return Correlation(method, nan, nan, nan, int(t.size), dropped, float(confidence))
+        return {
+            name: Correlation(name, nan, nan, nan, int(t.size), dropped, conf) for name in names
+        }
+    funcs = {
+        "kendall_tau_b": _kendall,
+        "spearman_rho": _spearman,
+        "top_spearman_rho": lambda a, b: _top_spearman(a, b, fraction),
+        "top_overlap": lambda a, b: _top_overlap(a, b, fraction),
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sps.ConstantInputWarning)  # a constant score: NaN
-        estimate = func(t, s)
-    low = high = math.nan
-    undefined = 0
-    if n_resamples and math.isfinite(estimate):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # constant resamples give NaN: left out below
-            res = sps.bootstrap(
-                (t, s),
-                func,
-                paired=True,
-                vectorized=False,
-                n_resamples=int(n_resamples),
-                confidence_level=float(confidence),
-                method="percentile",
-                rng=np.random.default_rng(seed),
-            )
-        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-        dist = np.asarray(res.bootstrap_distribution, dtype=np.float64)
-        defined = np.isfinite(dist)
-        undefined = int(dist.size - defined.sum())
-        if undefined and defined.mean() >= 0.5:
-            # a resample whose values are all tied has no rank correlation: the percentile
-            # interval is taken over the resamples where it is defined (at least half)
-            tail = 50.0 * (1.0 - float(confidence))
-            low, high = (float(v) for v in np.percentile(dist[defined], [tail, 100.0 - tail]))
-        elif undefined:
-            low = high = math.nan  # mostly undefined: no interval rather than a biased one
-    return Correlation(
-        method, float(estimate), low, high, int(t.size), dropped, float(confidence), undefined
+        estimates = {name: funcs[name](t, s) for name in names}
+    wanted = [name for name in names if math.isfinite(estimates[name])]
+    dists = (
+        _resampled(t, s, wanted, fraction=fraction, n_resamples=int(n_resamples), seed=seed)
+        if n_resamples and wanted
+        else {}
     )
+    tail = 50.0 * (1.0 - conf)
+    out = {}
+    for name in names:
+        low = high = math.nan
+        undefined = 0
+        if name in dists:
+            dist = dists[name]
+            defined = np.isfinite(dist)
+            undefined = int(dist.size - defined.sum())
+            if defined.mean() >= 0.5:
+                # a resample whose values are all tied has no rank correlation: the percentile
+                # interval is taken over the resamples where it is defined (at least half)
+                low, high = (float(v) for v in np.percentile(dist[defined], [tail, 100.0 - tail]))
+            # mostly undefined: no interval rather than a biased one
+        out[name] = Correlation(
+            name, float(estimates[name]), low, high, int(t.size), dropped, conf, undefined
+        )
+    return out
 
 
 def kendall_tau_b(
     truth, score, *, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
 ) -> Correlation:
     """Kendall tau-b (:func:`scipy.stats.kendalltau`) with a percentile bootstrap CI over pairs."""
-    return _with_ci(
-        "kendall_tau_b",
-        _kendall,
+    return _correlations(
         truth,
         score,
+        ["kendall_tau_b"],
+        fraction=0.1,
         n_resamples=n_resamples,
         confidence=confidence,
         seed=seed,
-    )
+    )["kendall_tau_b"]
 
 
 def spearman_rho(
     truth, score, *, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
 ) -> Correlation:
     """Spearman rho (:func:`scipy.stats.spearmanr`) with a percentile bootstrap CI over pairs."""
-    return _with_ci(
-        "spearman_rho",
-        _spearman,
+    return _correlations(
         truth,
         score,
+        ["spearman_rho"],
+        fraction=0.1,
         n_resamples=n_resamples,
         confidence=confidence,
         seed=seed,
-    )
+    )["spearman_rho"]
 
 
 @dataclass(frozen=True)
@@ -898,15 +1029,19 @@ def rank_correlations(
         CI level and the bootstrap's seed (same seed, same interval).
     """
     _top_k(1, fraction)  # validates
-    kw = dict(n_resamples=n_resamples, confidence=confidence, seed=seed)
+    c = _correlations(
+        truth,
+        score,
+        _STATISTICS,
+        fraction=fraction,
+        n_resamples=n_resamples,
+        confidence=confidence,
+        seed=seed,
+    )
     return RankCorrelationReport(
-        kendall_tau_b=_with_ci("kendall_tau_b", _kendall, truth, score, **kw),
-        spearman_rho=_with_ci("spearman_rho", _spearman, truth, score, **kw),
-        top_spearman_rho=_with_ci(
-            "top_spearman_rho", lambda t, s: _top_spearman(t, s, fraction), truth, score, **kw
-        ),
-        top_overlap=_with_ci(
-            "top_overlap", lambda t, s: _top_overlap(t, s, fraction), truth, score, **kw
-        ),
+        kendall_tau_b=c["kendall_tau_b"],
+        spearman_rho=c["spearman_rho"],
+        top_spearman_rho=c["top_spearman_rho"],
+        top_overlap=c["top_overlap"],
         fraction=float(fraction),
     )

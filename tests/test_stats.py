@@ -496,6 +496,58 @@ def test_bootstrap_ci_leaves_out_resamples_without_a_correlation():
     assert rep.spearman_rho.n_resamples_undefined == 0
 
 
+@pytest.mark.parametrize(
+    "n, fraction, case",
+    [
+        (40, 0.1, "rounded"),
+        (55, 0.3, "rounded"),
+        (7, 0.25, "few score values"),
+        (9, 0.1, "tied truth"),
+    ],
+)
+def test_bootstrap_statistics_equal_scipy_on_each_expanded_resample(n, fraction, case):
+    # the bootstrap computes its statistics from draw counts; on every resample they must be
+    # what scipy (and the plain top metrics) give on the resample written out pair by pair
+    import warnings
+
+    rng = np.random.default_rng(n)
+    truth = np.round(rng.normal(size=n), 1)
+    score = np.round(truth + rng.normal(size=n), 1)
+    if case == "few score values":
+        score = np.array([1, 1, 1, 2, 2, 3, 3.0])
+    if case == "tied truth":
+        truth = np.array([1, 1, 1, 1, 1, 1, 1, 1, 2.0])
+    dists = stats._resampled(
+        truth, score, stats._STATISTICS, fraction=fraction, n_resamples=150, seed=5
+    )
+    order = np.lexsort((score, truth))  # the bootstrap draws from the pairs in (truth, score) order
+    t, s = truth[order], score[order]
+    draws = np.random.default_rng(5).integers(0, n, size=(150, n))
+    plain = {
+        "kendall_tau_b": lambda a, b: sps.kendalltau(a, b, variant="b").statistic,
+        "spearman_rho": lambda a, b: sps.spearmanr(a, b).statistic,
+        "top_spearman_rho": lambda a, b: stats.top_fraction_spearman(a, b, fraction),
+        "top_overlap": lambda a, b: stats.top_fraction_overlap(a, b, fraction),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constant resamples: NaN, compared as such
+        for name, func in plain.items():
+            expected = np.array([func(t[i], s[i]) for i in draws], dtype=float)
+            np.testing.assert_allclose(dists[name], expected, rtol=0, atol=1e-12, err_msg=name)
+    if case == "tied truth":  # resamples with one truth value have no correlation
+        assert np.isnan(dists["spearman_rho"]).any()
+
+
+def test_bootstrap_ci_does_not_depend_on_the_order_of_the_archs(scored):
+    truth, score = scored
+    perm = np.random.default_rng(0).permutation(truth.size)
+    a = stats.rank_correlations(truth, score, n_resamples=200, seed=4)
+    b = stats.rank_correlations(truth[perm], score[perm], n_resamples=200, seed=4)
+    for f in ("kendall_tau_b", "spearman_rho", "top_spearman_rho", "top_overlap"):
+        x, y = getattr(a, f), getattr(b, f)
+        assert (x.ci_low, x.ci_high) == pytest.approx((y.ci_low, y.ci_high), abs=1e-12), f
+
+
 def test_a_constant_score_has_no_correlation_and_no_warning():
     import warnings
 

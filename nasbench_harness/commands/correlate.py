@@ -105,7 +105,7 @@ def register(subparsers) -> None:
         default=1000,
         metavar="N",
         help="bootstrap resamples over archs (default: 1000; 0: no CIs); the bootstrap "
-        "dominates the run time: about 20 s per proxy row on 5,000 archs at 1000",
+        "dominates the run time: about 10 s per proxy row on 5,000 archs at 1000",
     )
     parser.add_argument(
         "--fraction", type=float, default=0.1, help="the 'top' share (default: 0.1)"
