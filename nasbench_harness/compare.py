@@ -56,7 +56,7 @@ import pandas as pd
 
 from nasbench_harness import stats
 from nasbench_harness.errors import NasbenchError
-from nasbench_harness.table.reader import _nanmean
+from nasbench_harness.table.reader import _nanmean, seed_mean_accuracy
 
 #: Default budgets, as multiples of the table's default budget.
 DEFAULT_BUDGETS = ("x0.1", "x0.3", "x1")
@@ -948,8 +948,8 @@ def proxy_summary(table, label: str | None = None, *, n_resamples: int = 1000) -
         return None
     reps = np.unique(np.asarray(table.canonical))
     connected = np.asarray(table.space.connected)[reps]
-    # the table reader's NaN-mean: NaN, and no numpy warning, where an arch has no finite value
-    truth = _nanmean(np.asarray(table.array("test_acc"))[reps, :, -1], axis=1)
+    # NaN, and no numpy warning, where an arch has no finite value; equal means tie exactly
+    truth = seed_mean_accuracy(np.asarray(table.array("test_acc"))[reps, :, -1])
     grouped = reps.size < len(table.canonical)
     out = {
         "table": label or _table_stem(table),

@@ -755,3 +755,16 @@ def test_cli_validate_names_a_broken_file_once_on_one_line(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["valid"] is False and out["problems"]
     assert main(["table", "validate", str(V1)]) == 0
+
+
+def test_seed_mean_accuracy_ties_means_that_are_equal_in_exact_arithmetic():
+    from nasbench_harness.table.reader import _nanmean, seed_mean_accuracy
+
+    # 97.0 and 97.1 average to 97.05, as 97.05 twice does; in float32 the plain means differ
+    acc = np.array([[97.0, 97.1], [97.05, 97.05], [97.1, np.nan], [np.nan, np.nan]], np.float32)
+    plain = _nanmean(acc, axis=1)
+    assert plain[0] != plain[1]  # the float32 storage error this function removes
+    mean = seed_mean_accuracy(acc)
+    assert mean[0] == mean[1] == pytest.approx(97.05)
+    assert mean[2] == pytest.approx(97.1) and mean[2] > mean[0]
+    assert np.isnan(mean[3])

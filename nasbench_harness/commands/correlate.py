@@ -40,6 +40,7 @@ import numpy as np
 from nasbench_harness import stats
 from nasbench_harness.commands._common import add_json_flag, add_table_argument, emit_json
 from nasbench_harness.errors import NasbenchError
+from nasbench_harness.table.reader import seed_mean_accuracy
 
 _FIGURES = ("kendall_tau_b", "spearman_rho", "top_spearman_rho", "top_overlap")
 
@@ -152,7 +153,7 @@ def correlate(
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
         truths = {
-            m: np.nanmean(np.asarray(table.array(m), dtype=np.float64)[reps, :, -1], axis=1)
+            m: seed_mean_accuracy(np.asarray(table.array(m))[reps, :, -1])  # equal means tie
             for m in ("valid_acc", "test_acc")
         }
         scores: dict[str, tuple[np.ndarray, dict]] = {}
@@ -210,7 +211,10 @@ def correlate(
 
 
 def _entry(name, raw, info, truths, subsets, fraction, n_resamples, seed) -> dict:
-    mean_score = np.nanmean(raw, axis=1)
+    if info.get("kind") == "low-fidelity":  # accuracies: equal seed means tie exactly
+        mean_score = seed_mean_accuracy(raw)
+    else:
+        mean_score = np.nanmean(raw, axis=1)
     entry: dict = {
         **info,
         "n_seeds": int(raw.shape[1]),
