@@ -120,6 +120,16 @@ def test_second_run_skips_everything_and_gives_identical_numbers(first):
         assert (first.out / name).read_bytes() == data, name
 
 
+def test_a_fresh_compare_with_the_same_arguments_gives_identical_numbers(first, tmp_path):
+    # every run executed again, in one process instead of two, into a new directory
+    again = compare(small_config(tmp_path / "again"), progress=False)
+    assert again.n_done == 10 and again.n_skipped == 0
+    assert again.results_csv.read_bytes() == first.results_csv.read_bytes()
+    ours, theirs = (json.loads(r.summary_json.read_text()) for r in (again, first))
+    ours.pop("provenance"), theirs.pop("provenance")  # dates, paths and timings
+    assert ours == theirs
+
+
 def test_interrupted_compare_resumes_only_missing_runs(first, tmp_path):
     out = tmp_path / "resumed"
     shutil.copytree(first.out, out)
