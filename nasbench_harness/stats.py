@@ -905,6 +905,8 @@ def _correlations(
     truth, score, names: Sequence[str], *, fraction, n_resamples, confidence, seed
 ) -> dict[str, Correlation]:
     """Each statistic of ``names`` with its percentile bootstrap CI (shared resamples)."""
+    if int(n_resamples) < 0:
+        raise NasbenchError(f"n_resamples={n_resamples!r}: give 0 (no CI) or more resamples")
     t, s, dropped = _pairs(truth, score)
     conf = float(confidence)
     if t.size < 3:

@@ -538,6 +538,11 @@ def test_bootstrap_statistics_equal_scipy_on_each_expanded_resample(n, fraction,
         assert np.isnan(dists["spearman_rho"]).any()
 
 
+def test_a_negative_resample_count_is_refused_by_name(scored):
+    with pytest.raises(NasbenchError, match="n_resamples=-1"):
+        stats.spearman_rho(*scored, n_resamples=-1)
+
+
 def test_bootstrap_ci_does_not_depend_on_the_order_of_the_archs(scored):
     truth, score = scored
     perm = np.random.default_rng(0).permutation(truth.size)
